@@ -1,1 +1,4 @@
-fn main(){}
+//! Integration tests: one binary so it links once. Each module starts what it
+//! needs (a lab in-process, the real `revoke` binary) on loopback only.
+mod common;
+mod lab_fidelity;

@@ -1,0 +1,1 @@
+//! The lab speaks WinRM: proven by independent clients (pywinrm, winrm-rs).
