@@ -1,1 +1,141 @@
-//! (in progress)
+//! What the orchestration core tells the world. It knows nothing of terminals:
+//! the progress display, the table and the JSON report all consume these.
+
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+
+use crate::plan::Method;
+
+#[derive(Debug, Clone)]
+pub enum Event {
+    RunStarted {
+        run_id: String,
+        method: Method,
+        dry_run: bool,
+        servers: Vec<String>,
+        /// Server labels per wave (iisreset); one wave with every server for recycle.
+        waves: Vec<Vec<String>>,
+        started_at: SystemTime,
+    },
+    ServerStarted {
+        server: String,
+    },
+    StepChanged {
+        server: String,
+        step: Step,
+    },
+    ActionFinished {
+        server: String,
+        action: ActionOutcome,
+    },
+    ServerFinished {
+        server: String,
+        outcome: ServerOutcome,
+    },
+    RunFinished {
+        finished_at: SystemTime,
+    },
+}
+
+/// What a server's job is doing right now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    Queued,
+    Connecting,
+    Listing,
+    Recycling(String),
+    Resetting,
+    WaitingForIis,
+    Verifying,
+    Retrying { attempt: u32, reason: String },
+}
+
+impl std::fmt::Display for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Step::Queued => f.write_str("waiting for its wave"),
+            Step::Connecting => f.write_str("connecting"),
+            Step::Listing => f.write_str("listing pools and workers"),
+            Step::Recycling(pool) => write!(f, "recycling {pool}"),
+            Step::Resetting => f.write_str("iisreset /noforce"),
+            Step::WaitingForIis => f.write_str("waiting for IIS to run again"),
+            Step::Verifying => f.write_str("verifying new workers"),
+            Step::Retrying { attempt, reason } => write!(f, "retry {attempt} after: {reason}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ActionStatus {
+    /// The pool was recycled: a new worker replaced the old one(s).
+    Recycled,
+    /// `iisreset /noforce` ran and IIS answered as running again.
+    Reset,
+    /// Dry run: what would be done.
+    Planned,
+    /// The pool does not exist on this server (a warning, not a failure).
+    Absent,
+    /// The pool is stopped: it has no worker, so no cached token (a warning).
+    Stopped,
+    Failed,
+}
+
+impl ActionStatus {
+    /// Neither done nor harmless: the flush is incomplete on this server.
+    pub fn is_failure(self) -> bool {
+        self == ActionStatus::Failed
+    }
+}
+
+/// The outcome of one action on one server: a pool recycle, or the iisreset.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ActionOutcome {
+    /// The pool name, or `*` for iisreset (every pool).
+    pub pool: String,
+    pub status: ActionStatus,
+    pub old_pids: Vec<u32>,
+    pub new_pids: Vec<u32>,
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ServerStatus {
+    Ok,
+    Partial,
+    Failed,
+    Timeout,
+    Unreachable,
+    Planned,
+    /// The run was interrupted (Ctrl-C) before this server finished.
+    Interrupted,
+}
+
+impl ServerStatus {
+    pub fn is_success(self) -> bool {
+        matches!(self, ServerStatus::Ok | ServerStatus::Planned)
+    }
+}
+
+impl std::fmt::Display for ServerStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let text = serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default();
+        f.write_str(&text)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerOutcome {
+    pub status: ServerStatus,
+    pub duration: Duration,
+    /// In plain words, for anything not ok.
+    pub error: Option<String>,
+    /// What the server calls itself (`hostname`), once known.
+    pub computer: Option<String>,
+    pub attempts: u32,
+}
