@@ -415,8 +415,8 @@ async fn handle(conn: &Conn, req: Request<Incoming>) -> Response<Full<Bytes>> {
                     }
                 }
                 3 => {
-                    if let Err(r) = accept_authenticate(conn, &token) {
-                        return r;
+                    if !accept_authenticate(conn, &token) {
+                        return unauthorized(conn.listener);
                     }
                     authenticated_body(conn, &body, sealed).await
                 }
@@ -440,28 +440,28 @@ async fn handle(conn: &Conn, req: Request<Incoming>) -> Response<Full<Bytes>> {
 
 /// Checks an AUTHENTICATE against this connection's CHALLENGE; on success
 /// the connection is authenticated (and its sealing keys set).
-fn accept_authenticate(conn: &Conn, token: &[u8]) -> Result<(), Response<Full<Bytes>>> {
+fn accept_authenticate(conn: &Conn, token: &[u8]) -> bool {
     let expected_cbt = match conn.listener {
         Listener::Https(cbt) => Some(cbt),
         Listener::Http => None,
     };
     let mut auth = conn.auth.lock().expect("conn auth poisoned");
     let ConnAuth::Challenged(mut ctx) = std::mem::replace(&mut *auth, ConnAuth::None) else {
-        return Err(unauthorized(conn.listener));
+        return false;
     };
     let accounts = &conn.shared.accounts;
-    let (_who, security) = ctx
-        .authenticate(
-            token,
-            &|u: &str, d: &str| accounts.nt_hash_of(u, d),
-            expected_cbt,
-        )
-        .map_err(|_| unauthorized(conn.listener))?;
+    let Ok((_who, security)) = ctx.authenticate(
+        token,
+        &|u: &str, d: &str| accounts.nt_hash_of(u, d),
+        expected_cbt,
+    ) else {
+        return false;
+    };
     *auth = ConnAuth::Authenticated {
         user: accounts.canonical(),
         security: Box::new(security),
     };
-    Ok(())
+    true
 }
 
 /// A request on an NTLM-authenticated connection.
