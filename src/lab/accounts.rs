@@ -102,3 +102,71 @@ impl Accounts {
         self.resolves_to_admin(user, "") && password == self.password
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn accounts() -> Accounts {
+        Accounts::new(&LabConfig::default(), "EX01")
+    }
+
+    #[test]
+    fn basic_accepts_the_names_windows_would() {
+        let a = accounts();
+        let pw = crate::lab::LAB_DEFAULT_PASSWORD;
+        for user in [
+            "revoke-admin",
+            "REVOKE-ADMIN",
+            "LAB\\revoke-admin",
+            "lab\\Revoke-Admin",
+            "lab.example.test\\revoke-admin",
+            "EX01\\revoke-admin",
+            "revoke-admin@lab.example.test",
+            "revoke-admin@LAB",
+        ] {
+            assert!(a.check_basic(user, pw), "{user}");
+        }
+        assert!(!a.check_basic("revoke-admin", "wrong"));
+        assert!(!a.check_basic("OTHER\\revoke-admin", pw));
+        assert!(!a.check_basic("someone", pw));
+        assert!(!a.check_basic("revoke-admin@elsewhere.test", pw));
+        assert!(
+            !a.clone()
+                .rejecting_all(true)
+                .check_basic("revoke-admin", pw)
+        );
+    }
+
+    #[test]
+    fn ntlm_domains() {
+        let a = accounts();
+        let hash = ntlm::nt_hash(crate::lab::LAB_DEFAULT_PASSWORD);
+        for domain in ["", "LAB", "lab", "lab.example.test", "EX01"] {
+            assert_eq!(
+                a.nt_hash_of("Revoke-Admin", domain),
+                Some(hash),
+                "{domain:?}"
+            );
+        }
+        assert_eq!(
+            a.nt_hash_of("revoke-admin@lab.example.test", ""),
+            Some(hash)
+        );
+        assert_eq!(a.nt_hash_of("revoke-admin", "OTHER"), None);
+        assert_eq!(a.nt_hash_of("guest", "LAB"), None);
+        assert_eq!(
+            a.clone()
+                .rejecting_all(true)
+                .nt_hash_of("revoke-admin", "LAB"),
+            None
+        );
+        assert_eq!(a.canonical(), "LAB\\revoke-admin");
+    }
+
+    #[test]
+    fn debug_never_shows_the_password() {
+        let text = format!("{:?}", accounts());
+        assert!(!text.contains(crate::lab::LAB_DEFAULT_PASSWORD), "{text}");
+    }
+}

@@ -260,7 +260,12 @@ where
     let service = service_fn(move |req| {
         let conn = conn.clone();
         async move {
-            let response = handle(&conn, req).await;
+            let mut response = handle(&conn, req).await;
+            // HTTP.sys names itself on every answer, 401s included.
+            response.headers_mut().insert(
+                hyper::header::SERVER,
+                HeaderValue::from_static("Microsoft-HTTPAPI/2.0"),
+            );
             if !conn.shared.delay.is_zero() {
                 tokio::time::sleep(conn.shared.delay).await;
             }

@@ -953,3 +953,85 @@ async fn fault_pool_stopped() {
     assert_ne!(code, 0, "a stopped pool cannot be recycled");
     lab.shutdown().await;
 }
+
+// ------------------------------------- revoke's own NTLM building blocks
+
+/// One Negotiate round trip on `client`'s (single, kept-alive) connection.
+async fn negotiate_leg(
+    client: &reqwest::Client,
+    url: &str,
+    token: &[u8],
+) -> (u16, Option<Vec<u8>>, Vec<u8>) {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let resp = client
+        .post(url)
+        .header("Authorization", format!("Negotiate {}", b64.encode(token)))
+        .header("Content-Length", "0")
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let challenge = resp
+        .headers()
+        .get("www-authenticate")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Negotiate "))
+        .map(|t| b64.decode(t).unwrap());
+    (status, challenge, resp.bytes().await.unwrap().to_vec())
+}
+
+/// What revoke's client does over HTTP: NTLM with empty bodies, then every
+/// SOAP body sealed. The lab accepts it and seals its answers.
+#[tokio::test(flavor = "multi_thread")]
+async fn empty_body_handshake_then_sealed_messages() {
+    use revoke::winrm::{ntlm, sealing};
+    let lab = Lab::start(config(1, vec![])).await.unwrap();
+    let url = format!("http://{}/wsman", lab.servers()[0].http_addr);
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(1)
+        .build()
+        .unwrap();
+    let mut ctx = ntlm::ClientContext::new("revoke-admin", "LAB", LAB_DEFAULT_PASSWORD);
+    let (status, challenge, _) = negotiate_leg(&http, &url, &ctx.negotiate()).await;
+    assert_eq!(status, 401);
+    let (authenticate, mut security) = ctx.authenticate(&challenge.unwrap(), None).unwrap();
+    let (status, _, body) = negotiate_leg(&http, &url, &authenticate).await;
+    assert_eq!((status, body.len()), (200, 0));
+
+    let sealed = sealing::seal_body(&mut security, soap(CREATE, None, SHELL_BODY).as_bytes());
+    let resp = http
+        .post(&url)
+        .header("Content-Type", sealing::SEALED_CONTENT_TYPE)
+        .body(sealed)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let content_type = resp.headers()["content-type"].to_str().unwrap().to_string();
+    assert!(sealing::is_sealed(&content_type), "{content_type}");
+    let body = resp.bytes().await.unwrap();
+    let xml = String::from_utf8(sealing::unseal_body(&mut security, &body).unwrap()).unwrap();
+    assert!(xml.contains("<rsp:ShellId>"), "{xml}");
+    lab.shutdown().await;
+}
+
+/// Over HTTPS, NTLM channel bindings that do not match the server's
+/// certificate are refused (relay protection, Windows' CbtHardeningLevel).
+#[tokio::test(flavor = "multi_thread")]
+async fn https_negotiate_refuses_wrong_channel_bindings() {
+    use revoke::winrm::ntlm;
+    let lab = Lab::start(config(1, vec![])).await.unwrap();
+    let server = &lab.servers()[0];
+    let url = format!("https://localhost:{}/wsman", server.https_addr.port());
+    let http = https_client(&lab);
+    let mut ctx = ntlm::ClientContext::new("revoke-admin", "LAB", LAB_DEFAULT_PASSWORD);
+    let (status, challenge, _) = negotiate_leg(&http, &url, &ctx.negotiate()).await;
+    assert_eq!(status, 401);
+    let (authenticate, _) = ctx
+        .authenticate(&challenge.unwrap(), Some([0x5a; 16]))
+        .unwrap();
+    let (status, _, _) = negotiate_leg(&http, &url, &authenticate).await;
+    assert_eq!(status, 401);
+    lab.shutdown().await;
+}
