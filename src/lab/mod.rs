@@ -8,18 +8,18 @@
 //! shell resource sits [`iis::IisSim`], so what a client runs there answers
 //! like appcmd/iisreset on an Exchange server.
 //!
-//! Modules: [`accounts`] (who may log on), [`tls`] (the lab CA and server
-//! certificates), [`server`] (HTTP, authentication, sealing), [`shell`]
-//! (the Windows Remote Shell resource), [`envelope`] (SOAP in and out),
-//! [`faults`] (what a [`Fault`] changes on a server).
+//! Modules: `accounts` (who may log on), `tls` (the lab CA and server
+//! certificates), `server` (HTTP, authentication, sealing), `shell` (the
+//! Windows Remote Shell resource), `envelope` (SOAP in and out), `faults`
+//! (what a [`Fault`] changes on a server).
 
-pub mod accounts;
-pub mod envelope;
-pub mod faults;
+mod accounts;
+mod envelope;
+mod faults;
 pub mod iis;
-pub mod server;
-pub mod shell;
-pub mod tls;
+mod server;
+mod shell;
+mod tls;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};

@@ -74,10 +74,6 @@ impl ShellService {
         })
     }
 
-    pub fn machine(&self) -> &str {
-        &self.machine
-    }
-
     /// A fault reply, for callers outside the shell (e.g. the unencrypted refusal).
     pub fn fault_reply(&self, fault: &WsmanFault, relates_to: Option<&str>) -> SoapReply {
         SoapReply {
@@ -277,11 +273,6 @@ impl ShellService {
             .remove(shell_id)
             .map(|_| ())
             .ok_or_else(|| WsmanFault::shell_not_found(shell_id))
-    }
-
-    /// Open shells (for tests of clean-up behaviour).
-    pub fn open_shells(&self) -> usize {
-        self.shells.lock().expect("shells poisoned").len()
     }
 }
 
