@@ -195,7 +195,7 @@ fn utf16le(s: &str) -> Vec<u8> {
 }
 
 fn from_utf16le(bytes: &[u8], what: &str) -> Result<String, NtlmError> {
-    if bytes.len() % 2 != 0 {
+    if !bytes.len().is_multiple_of(2) {
         return Err(malformed(format!("{what} has an odd UTF-16 length")));
     }
     let units: Vec<u16> = bytes
@@ -443,7 +443,6 @@ const SHA512_IV: [u64; 8] = [
 /// SHA-512 (FIPS 180-4), for the rare SHA-512-signed certificate: neither
 /// rustls nor any other direct dependency exposes it.
 fn sha512(data: &[u8]) -> [u8; 64] {
-    let mut h = SHA512_IV;
     // Padding: 0x80, zeros, then the bit length as a 128-bit big-endian number.
     let mut padded = data.to_vec();
     padded.push(0x80);
@@ -452,42 +451,48 @@ fn sha512(data: &[u8]) -> [u8; 64] {
     }
     padded.extend_from_slice(&((data.len() as u128) * 8).to_be_bytes());
 
+    let mut state = SHA512_IV;
     for block in padded.chunks_exact(128) {
-        let mut w = [0u64; 80];
-        for (i, word) in block.chunks_exact(8).enumerate() {
-            w[i] = u64::from_be_bytes(word.try_into().expect("8 bytes"));
-        }
-        for i in 16..80 {
-            let s0 = w[i - 15].rotate_right(1) ^ w[i - 15].rotate_right(8) ^ (w[i - 15] >> 7);
-            let s1 = w[i - 2].rotate_right(19) ^ w[i - 2].rotate_right(61) ^ (w[i - 2] >> 6);
-            w[i] = w[i - 16]
-                .wrapping_add(s0)
-                .wrapping_add(w[i - 7])
-                .wrapping_add(s1);
-        }
-        let [mut a, mut b, mut c, mut d, mut e, mut f, mut g, mut hh] = h;
-        for i in 0..80 {
-            let s1 = e.rotate_right(14) ^ e.rotate_right(18) ^ e.rotate_right(41);
-            let ch = (e & f) ^ (!e & g);
-            let t1 = hh
-                .wrapping_add(s1)
-                .wrapping_add(ch)
-                .wrapping_add(SHA512_K[i])
-                .wrapping_add(w[i]);
-            let s0 = a.rotate_right(28) ^ a.rotate_right(34) ^ a.rotate_right(39);
-            let maj = (a & b) ^ (a & c) ^ (b & c);
-            let t2 = s0.wrapping_add(maj);
-            (hh, g, f, e, d, c, b, a) = (g, f, e, d.wrapping_add(t1), c, b, a, t1.wrapping_add(t2));
-        }
-        for (state, value) in h.iter_mut().zip([a, b, c, d, e, f, g, hh]) {
-            *state = state.wrapping_add(value);
-        }
+        sha512_compress(&mut state, block);
     }
     let mut out = [0u8; 64];
-    for (chunk, word) in out.chunks_exact_mut(8).zip(h) {
+    for (chunk, word) in out.chunks_exact_mut(8).zip(state) {
         chunk.copy_from_slice(&word.to_be_bytes());
     }
     out
+}
+
+/// One SHA-512 compression round over a 128-byte block.
+fn sha512_compress(state: &mut [u64; 8], block: &[u8]) {
+    let mut w = [0u64; 80];
+    for (i, word) in block.chunks_exact(8).enumerate() {
+        w[i] = u64::from_be_bytes(word.try_into().expect("8 bytes"));
+    }
+    for i in 16..80 {
+        let s0 = w[i - 15].rotate_right(1) ^ w[i - 15].rotate_right(8) ^ (w[i - 15] >> 7);
+        let s1 = w[i - 2].rotate_right(19) ^ w[i - 2].rotate_right(61) ^ (w[i - 2] >> 6);
+        w[i] = w[i - 16]
+            .wrapping_add(s0)
+            .wrapping_add(w[i - 7])
+            .wrapping_add(s1);
+    }
+    let [mut a, mut b, mut c, mut d, mut e, mut f, mut g, mut h] = *state;
+    for (k, w) in SHA512_K.iter().zip(w) {
+        let s1 = e.rotate_right(14) ^ e.rotate_right(18) ^ e.rotate_right(41);
+        let ch = (e & f) ^ (!e & g);
+        let t1 = h
+            .wrapping_add(s1)
+            .wrapping_add(ch)
+            .wrapping_add(*k)
+            .wrapping_add(w);
+        let s0 = a.rotate_right(28) ^ a.rotate_right(34) ^ a.rotate_right(39);
+        let maj = (a & b) ^ (a & c) ^ (b & c);
+        let t2 = s0.wrapping_add(maj);
+        (h, g, f, e, d, c, b, a) = (g, f, e, d.wrapping_add(t1), c, b, a, t1.wrapping_add(t2));
+    }
+    for (word, value) in state.iter_mut().zip([a, b, c, d, e, f, g, h]) {
+        *word = word.wrapping_add(value);
+    }
 }
 
 // ---------------------------------------------------------------------------

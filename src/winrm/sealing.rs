@@ -295,20 +295,21 @@ mod tests {
     /// Ciphertext ending in \r\n must not be mistaken for the winrm-rs framing.
     #[test]
     fn ciphertext_ending_in_crlf_is_unambiguous() {
-        for key in 0..=255u8 {
-            let (mut client, mut server) = pair(key);
-            let (_, sealed) =
-                SessionSecurity::from_exported_key([key; 16], Side::Client).seal(SOAP);
-            if !sealed.ends_with(b"\r") {
-                continue;
-            }
-            let body = seal_body(&mut client, SOAP);
-            assert_eq!(
-                unseal_body_framed(&mut server, &body).unwrap().1,
-                Framing::Windows
-            );
-            return;
-        }
+        // Sealing zeros reveals the keystream; pick a plaintext whose
+        // ciphertext ends in \r\n under it.
+        let (_, keystream) =
+            SessionSecurity::from_exported_key([8; 16], Side::Client).seal(&vec![0; SOAP.len()]);
+        let mut soap = SOAP.to_vec();
+        let n = soap.len();
+        soap[n - 2] = keystream[n - 2] ^ b'\r';
+        soap[n - 1] = keystream[n - 1] ^ b'\n';
+        let (mut client, mut server) = pair(8);
+        let body = seal_body(&mut client, &soap);
+        assert!(find(&body, b"\r\n--Encrypted Boundary--").is_some());
+        assert_eq!(
+            unseal_body_framed(&mut server, &body).unwrap(),
+            (soap, Framing::Windows)
+        );
     }
 
     /// The body winrm-rs 1.1.2's `seal_body` builds: its NtlmSession output
