@@ -825,6 +825,10 @@ impl ClientContext {
 
     /// The AUTHENTICATE message (type 3) for the server's CHALLENGE (type 2),
     /// with the session security to seal messages on this connection.
+    ///
+    /// Sends a MIC (and a zero LM response) when the server sent a timestamp,
+    /// as Windows clients do; `channel_bindings` is [`channel_bindings_hash`]
+    /// of the server's certificate over HTTPS. Call [`Self::negotiate`] first.
     pub fn authenticate(
         &mut self,
         challenge: &[u8],
@@ -1074,6 +1078,9 @@ impl ServerContext {
     /// Verify an AUTHENTICATE. `nt_hash_of` returns the NT hash of the named
     /// account if it exists. `expected_bindings` is checked only when the client
     /// sent channel bindings (Windows' CbtHardeningLevel=Relaxed).
+    ///
+    /// The context is spent after one call, whatever the outcome: a client
+    /// that failed starts again with a new NEGOTIATE (and a new context).
     pub fn authenticate(
         &mut self,
         authenticate: &[u8],
