@@ -799,6 +799,7 @@ mod tests {
             r"%WINDIR%\System32\inetsrv\appcmd",
             r"%SystemRoot%\system32\inetsrv\appcmd.exe",
             r"C:\Windows\system32\inetsrv\appcmd.exe",
+            r#""%windir%\system32\inetsrv\appcmd.exe""#,
         ] {
             let r = sim.execute(program, &s(&["list", "wp"])).await;
             assert_eq!(r.exit_code, 0, "{program}: {r:?}");
@@ -1092,9 +1093,12 @@ mod tests {
 
     #[tokio::test]
     async fn iisreset_takes_iis_down_then_brings_fresh_workers() {
-        let sim = sim_with(60_000, 800);
+        // 2 s outage: "Stopped" for 1.5 s, then "Start Pending"; checks sit
+        // well inside each phase so a loaded machine does not flake.
+        let sim = sim_with(60_000, 2_000);
         let old: Vec<u32> = sim.workers().iter().map(|w| w.pid).collect();
 
+        let start = Instant::now();
         let reset = tokio::spawn({
             let sim = sim.clone();
             async move { run(&sim, &iis::iisreset()).await }
@@ -1113,7 +1117,7 @@ mod tests {
         assert_eq!(r.exit_code, 1062);
 
         // Late in the outage: Start Pending.
-        tokio::time::sleep(Duration::from_millis(550)).await;
+        tokio::time::sleep_until(start + Duration::from_millis(1_750)).await;
         let status = run(&sim, &iis::iisreset_status()).await;
         assert!(status.stdout.contains(": Start Pending"), "{status:?}");
         assert!(!iis::iis_running(&status.stdout));
