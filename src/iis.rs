@@ -736,6 +736,10 @@ mod tests {
             error_message("ERROR ( hresult:80070426 )", ""),
             "hresult 80070426"
         );
+        assert_eq!(
+            error_message("ERROR ( Something odd. )", ""),
+            "Something odd."
+        );
     }
 
     #[test]
