@@ -424,6 +424,14 @@ pool = "MSExchangeOWAAppPool"
     }
 
     #[test]
+    fn a_lab_can_move_between_tasks() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<Lab>();
+        send_sync::<LabServer>();
+        send_sync::<CommandLog>();
+    }
+
+    #[test]
     fn names_have_two_digits_minimum() {
         assert_eq!(server_name(0), "EX01");
         assert_eq!(server_name(9), "EX10");
