@@ -1,6 +1,9 @@
 //! The IIS commands an Exchange server understands (DOMAIN-NOTES §5), built
 //! from validated input only, and the parsers for what they print.
-//! STUB: interface only; the implementation replaces this file.
+//!
+//! Every parser here reads untrusted text from a remote machine: it accepts
+//! `\r\n` or `\n`, blank lines, extra whitespace and extra fields, skips
+//! lines it does not understand, and never panics.
 
 use thiserror::Error;
 
@@ -19,6 +22,12 @@ pub const EXCHANGE_POOLS: [&str; 5] = [
 /// Also serves Exchange clients on Exchange 2010 and 2007.
 pub const LEGACY_POOL: &str = "DefaultAppPool";
 
+/// The longest pool name accepted (IIS allows more; real pools are far shorter).
+pub const MAX_POOL_NAME_LEN: usize = 64;
+
+/// Human wording of the allowed character set, used in error messages.
+const ALLOWED_CHARS: &str = "letters, digits, space, '.', '_', '-'";
+
 #[derive(Debug, Error, PartialEq, Eq)]
 #[error("invalid application pool name {name:?}: {reason}")]
 pub struct InvalidPoolName {
@@ -28,14 +37,23 @@ pub struct InvalidPoolName {
 
 /// An application pool name that is safe to put on a command line:
 /// letters, digits, space, `.`, `_`, `-`; 1..=64 characters.
+///
+/// This type is the guarantee that nothing a user typed reaches a remote
+/// cmd.exe unvalidated: none of cmd's metacharacters (`"`, `%`, `&`, `|`,
+/// `^`, `<`, `>`, ...) can be inside one.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 #[serde(transparent)]
 pub struct PoolName(String);
 
 impl PoolName {
     pub fn parse(name: &str) -> Result<Self, InvalidPoolName> {
-        let _ = name;
-        todo!()
+        match pool_name_problem(name) {
+            None => Ok(Self(name.to_owned())),
+            Some(reason) => Err(InvalidPoolName {
+                name: name.to_owned(),
+                reason,
+            }),
+        }
     }
     pub fn as_str(&self) -> &str {
         &self.0
@@ -48,6 +66,50 @@ impl std::fmt::Display for PoolName {
     }
 }
 
+/// Whether `c` may appear in a pool name.
+fn is_pool_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, ' ' | '.' | '_' | '-')
+}
+
+/// What is wrong with `name` as a pool name, in plain words; `None` if valid.
+fn pool_name_problem(name: &str) -> Option<String> {
+    if name.is_empty() {
+        return Some("is empty".to_owned());
+    }
+    // The character check comes first: it is the one that matters for safety
+    // and the most useful thing to tell the user.
+    if let Some(c) = name.chars().find(|&c| !is_pool_char(c)) {
+        return Some(format!(
+            "contains {}, which is not allowed; allowed: {ALLOWED_CHARS}",
+            describe_char(c)
+        ));
+    }
+    // Only ASCII is left, so bytes are characters.
+    if name.len() > MAX_POOL_NAME_LEN {
+        return Some(format!(
+            "is {} characters long; at most {MAX_POOL_NAME_LEN} are allowed",
+            name.len()
+        ));
+    }
+    if name.starts_with(' ') {
+        return Some("starts with a space".to_owned());
+    }
+    if name.ends_with(' ') {
+        return Some("ends with a space".to_owned());
+    }
+    None
+}
+
+/// A character quoted for an error message; invisible ones are escaped so the
+/// user can see what they typed (a tab, a non-breaking space...).
+fn describe_char(c: char) -> String {
+    if c.is_control() || c.is_whitespace() {
+        format!("'{}' (U+{:04X})", c.escape_default(), u32::from(c))
+    } else {
+        format!("'{c}'")
+    }
+}
+
 /// Exchange version as read from AD (`serialNumber`) or the config, e.g. 15.1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ExchangeVersion {
@@ -57,20 +119,66 @@ pub struct ExchangeVersion {
 
 impl ExchangeVersion {
     /// Parses "15.1", "14.3" or AD's "Version 15.1 (Build 30225.42)".
+    /// A missing minor is 0 ("14" is 14.0); components past the minor
+    /// ("14.3.123") are checked to be numbers and otherwise ignored.
     pub fn parse(text: &str) -> Option<Self> {
-        let _ = text;
-        todo!()
+        let text = text.trim();
+        let text = strip_prefix_ignore_case(text, "Version")
+            .map(str::trim_start)
+            .unwrap_or(text);
+        let end = text
+            .find(|c: char| c.is_whitespace() || c == '(')
+            .unwrap_or(text.len());
+        let (number, rest) = text.split_at(end);
+        // Only AD's "(Build N)" suffix may follow the number.
+        let rest = rest.trim_start();
+        if !rest.is_empty() && !rest.starts_with('(') {
+            return None;
+        }
+        let mut parts = number.split('.').map(parse_decimal);
+        let major = parts.next()??;
+        let minor = parts.next().unwrap_or(Some(0))?;
+        if parts.any(|p| p.is_none()) {
+            return None;
+        }
+        Some(Self { major, minor })
     }
     /// Exchange 2010 (14.x) and 2007 (8.x) also serve clients from DefaultAppPool.
     pub fn uses_default_app_pool(&self) -> bool {
-        todo!()
+        matches!(self.major, 14 | 8)
     }
+}
+
+impl std::fmt::Display for ExchangeVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.major, self.minor)
+    }
+}
+
+/// A non-empty run of ASCII digits that fits a u32 (`str::parse` alone would
+/// also take a leading `+`).
+fn parse_decimal(s: &str) -> Option<u32> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// `text` without `prefix`, compared ASCII case-insensitively.
+fn strip_prefix_ignore_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = text.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &text[prefix.len()..])
 }
 
 /// The default pools for a server of this version (unknown version: modern list).
 pub fn default_pools(version: Option<ExchangeVersion>) -> Vec<PoolName> {
-    let _ = version;
-    todo!()
+    let legacy = version.is_some_and(|v| v.uses_default_app_pool());
+    EXCHANGE_POOLS
+        .iter()
+        .chain(legacy.then_some(&LEGACY_POOL))
+        .map(|name| PoolName((*name).to_owned()))
+        .collect()
 }
 
 /// A remote command: what is sent as WinRM Command + Arguments.
@@ -86,31 +194,51 @@ pub struct RemoteCommand {
 impl RemoteCommand {
     /// The command line as cmd.exe sees it (program and arguments joined by spaces).
     pub fn command_line(&self) -> String {
-        todo!()
+        std::iter::once(self.program.as_str())
+            .chain(self.args.iter().map(String::as_str))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+impl std::fmt::Display for RemoteCommand {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.command_line())
+    }
+}
+
+/// Builds a command from fixed text and validated values only.
+fn command(program: &str, args: &[&str], mutating: bool) -> RemoteCommand {
+    RemoteCommand {
+        program: program.to_owned(),
+        args: args.iter().map(|a| (*a).to_owned()).collect(),
+        mutating,
     }
 }
 
 pub fn hostname() -> RemoteCommand {
-    todo!()
+    command("hostname", &[], false)
 }
 pub fn list_apppools() -> RemoteCommand {
-    todo!()
+    command(APPCMD, &["list", "apppool"], false)
 }
 pub fn list_workers() -> RemoteCommand {
-    todo!()
+    command(APPCMD, &["list", "wp"], false)
 }
 /// `appcmd recycle apppool /apppool.name:"NAME"`
 pub fn recycle(pool: &PoolName) -> RemoteCommand {
-    let _ = pool;
-    todo!()
+    // Quoted so names with spaces stay one argument for cmd.exe; PoolName
+    // guarantees there is no quote inside to break out of it.
+    let name_arg = format!("/apppool.name:\"{pool}\"");
+    command(APPCMD, &["recycle", "apppool", &name_arg], true)
 }
 /// `iisreset /noforce`
 pub fn iisreset() -> RemoteCommand {
-    todo!()
+    command("iisreset", &["/noforce"], true)
 }
 /// `iisreset /status`
 pub fn iisreset_status() -> RemoteCommand {
-    todo!()
+    command("iisreset", &["/status"], false)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -123,6 +251,26 @@ pub enum PoolState {
     Unknown,
 }
 
+impl PoolState {
+    /// The word appcmd prints in `state:...`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Started => "Started",
+            Self::Stopped => "Stopped",
+            Self::Starting => "Starting",
+            Self::Stopping => "Stopping",
+            Self::Unknown => "Unknown",
+        }
+    }
+    /// Reads appcmd's word (case-insensitively); anything else is Unknown.
+    pub fn from_appcmd(word: &str) -> Self {
+        [Self::Started, Self::Stopped, Self::Starting, Self::Stopping]
+            .into_iter()
+            .find(|s| s.as_str().eq_ignore_ascii_case(word.trim()))
+            .unwrap_or(Self::Unknown)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppPool {
     pub name: String,
@@ -130,9 +278,17 @@ pub struct AppPool {
 }
 
 /// Parse `appcmd list apppool` output: `APPPOOL "NAME" (MgdVersion:..,MgdMode:..,state:Started)`.
+/// A line without a `state:` field gives `PoolState::Unknown`.
 pub fn parse_apppools(stdout: &str) -> Vec<AppPool> {
-    let _ = stdout;
-    todo!()
+    stdout
+        .lines()
+        .filter_map(|line| parse_listed(line, "APPPOOL"))
+        .filter(|(name, _)| !name.is_empty())
+        .map(|(name, attrs)| AppPool {
+            name: name.to_owned(),
+            state: attr(attrs, "state").map_or(PoolState::Unknown, PoolState::from_appcmd),
+        })
+        .collect()
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -142,26 +298,495 @@ pub struct WorkerProcess {
 }
 
 /// Parse `appcmd list wp` output: `WP "PID" (applicationPool:NAME)`.
+/// Lines whose PID is not a number or that name no pool are skipped.
 pub fn parse_workers(stdout: &str) -> Vec<WorkerProcess> {
-    let _ = stdout;
-    todo!()
+    stdout
+        .lines()
+        .filter_map(|line| parse_listed(line, "WP"))
+        .filter_map(|(pid, attrs)| {
+            let pool = attr(attrs, "applicationPool").filter(|p| !p.is_empty())?;
+            Some(WorkerProcess {
+                pid: parse_decimal(pid)?,
+                pool: pool.to_owned(),
+            })
+        })
+        .collect()
 }
 
-/// The PIDs of one pool's workers, sorted.
+/// Splits one appcmd listing line `KIND "ID" (attrs)` into ID and attrs;
+/// `None` if the line is not a listing of `kind`.
+fn parse_listed<'a>(line: &'a str, kind: &str) -> Option<(&'a str, &'a str)> {
+    let rest = strip_prefix_ignore_case(line.trim(), kind)?;
+    // The kind must be a whole word: "WPX" is not "WP".
+    let rest = rest.strip_prefix(|c: char| c.is_whitespace())?.trim_start();
+    let (id, rest) = rest.strip_prefix('"')?.split_once('"')?;
+    let attrs = rest.trim_start().strip_prefix('(').unwrap_or("");
+    // Up to the last ')', or to the end if the line was cut short.
+    let attrs = attrs.rfind(')').map_or(attrs, |end| &attrs[..end]);
+    Some((id, attrs))
+}
+
+/// The value of `key` in appcmd's `key:value,key:value` list (key compared
+/// case-insensitively, value trimmed).
+fn attr<'a>(attrs: &'a str, key: &str) -> Option<&'a str> {
+    attrs
+        .split(',')
+        .filter_map(|field| field.split_once(':'))
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case(key))
+        .map(|(_, v)| v.trim())
+}
+
+/// The PIDs of one pool's workers, sorted. IIS pool names are
+/// case-insensitive, so the match is too.
 pub fn pids_of(workers: &[WorkerProcess], pool: &str) -> Vec<u32> {
-    let _ = (workers, pool);
-    todo!()
+    let mut pids: Vec<u32> = workers
+        .iter()
+        .filter(|w| w.pool.eq_ignore_ascii_case(pool))
+        .map(|w| w.pid)
+        .collect();
+    pids.sort_unstable();
+    pids
 }
 
 /// The message appcmd printed when a command failed: the text inside
 /// `ERROR ( message:... )` if present, else the trimmed stderr/stdout.
+///
+/// The result is one line: multi-line messages are joined with spaces, and an
+/// hresult is appended as "(hresult 80070005)".
 pub fn error_message(stdout: &str, stderr: &str) -> String {
-    let _ = (stdout, stderr);
-    todo!()
+    if let Some(message) = appcmd_error(stdout).or_else(|| appcmd_error(stderr)) {
+        return message;
+    }
+    let stderr = one_line(stderr);
+    if stderr.is_empty() {
+        one_line(stdout)
+    } else {
+        stderr
+    }
+}
+
+/// The message of an `ERROR ( hresult:..., message:... )` block in `text`.
+fn appcmd_error(text: &str) -> Option<String> {
+    let start = text.find("ERROR")?;
+    let body = text[start + "ERROR".len()..]
+        .trim_start()
+        .strip_prefix('(')?;
+    let body = body.rfind(')').map_or(body, |end| &body[..end]);
+    let message_at = find_ignore_case(body, "message:");
+    // The hresult field, when present, comes before the message.
+    let head = message_at.map_or(body, |at| &body[..at]);
+    let hresult = find_ignore_case(head, "hresult:").map(|at| {
+        let value = &head[at + "hresult:".len()..];
+        value.split(',').next().unwrap_or("").trim()
+    });
+    let message = match message_at {
+        Some(at) => one_line(&body[at + "message:".len()..]),
+        None if hresult.is_some() => String::new(),
+        None => one_line(body),
+    };
+    Some(match hresult.filter(|h| !h.is_empty()) {
+        Some(h) if message.is_empty() => format!("hresult {h}"),
+        Some(h) => format!("{message} (hresult {h})"),
+        None => message,
+    })
+}
+
+/// Byte offset of `needle` in `haystack`, ASCII case-insensitively.
+fn find_ignore_case(haystack: &str, needle: &str) -> Option<usize> {
+    haystack
+        .char_indices()
+        .map(|(i, _)| i)
+        .find(|&i| strip_prefix_ignore_case(&haystack[i..], needle).is_some())
+}
+
+/// Non-blank lines, trimmed, joined with single spaces.
+fn one_line(text: &str) -> String {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// True when `iisreset /status` reports every listed service as Running.
+/// No `Status for ...` line at all is not "running": the output was not
+/// what was expected.
 pub fn iis_running(status_stdout: &str) -> bool {
-    let _ = status_stdout;
-    todo!()
+    let mut seen = false;
+    for line in status_stdout.lines() {
+        let Some(rest) = strip_prefix_ignore_case(line.trim(), "Status for") else {
+            continue;
+        };
+        let state = rest.rsplit_once(':').map(|(_, s)| s.trim());
+        if !state.is_some_and(|s| s.eq_ignore_ascii_case("Running")) {
+            return false;
+        }
+        seen = true;
+    }
+    seen
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALLOWED_MSG: &str =
+        "which is not allowed; allowed: letters, digits, space, '.', '_', '-'";
+
+    #[test]
+    fn pool_name_accepts_allowed_characters() {
+        for name in [
+            "MSExchangeSyncAppPool",
+            "My Pool",
+            "a",
+            "pool.v2_test-1",
+            &"x".repeat(64),
+        ] {
+            assert_eq!(PoolName::parse(name).unwrap().as_str(), name);
+        }
+    }
+
+    #[test]
+    fn pool_name_rejects_quote_with_plain_reason() {
+        let err = PoolName::parse("a\"b").unwrap_err();
+        assert_eq!(err.name, "a\"b");
+        assert_eq!(
+            err.reason,
+            "contains '\"', which is not allowed; allowed: letters, digits, space, '.', '_', '-'"
+        );
+    }
+
+    #[test]
+    fn pool_name_rejects_cmd_metacharacters_and_non_ascii() {
+        for (name, bad) in [
+            ("a&b", "'&'"),
+            ("a|b", "'|'"),
+            ("%windir%", "'%'"),
+            ("a^b", "'^'"),
+            ("a>b", "'>'"),
+            ("a/b", "'/'"),
+            ("a\\b", "'\\'"),
+            ("caf\u{e9}", "'\u{e9}'"),
+            ("a\tb", "'\\t' (U+0009)"),
+            ("a\nb", "'\\n' (U+000A)"),
+            ("a\u{a0}b", "(U+00A0)"),
+        ] {
+            let err = PoolName::parse(name).unwrap_err();
+            assert!(err.reason.contains(bad), "{name:?}: {}", err.reason);
+            assert!(err.reason.ends_with(ALLOWED_MSG), "{}", err.reason);
+        }
+    }
+
+    #[test]
+    fn pool_name_rejects_bad_length_and_spaces() {
+        assert_eq!(PoolName::parse("").unwrap_err().reason, "is empty");
+        assert_eq!(
+            PoolName::parse(&"x".repeat(65)).unwrap_err().reason,
+            "is 65 characters long; at most 64 are allowed"
+        );
+        assert_eq!(
+            PoolName::parse(" a").unwrap_err().reason,
+            "starts with a space"
+        );
+        assert_eq!(
+            PoolName::parse("a ").unwrap_err().reason,
+            "ends with a space"
+        );
+        assert_eq!(
+            PoolName::parse(" ").unwrap_err().reason,
+            "starts with a space"
+        );
+    }
+
+    #[test]
+    fn pool_name_error_display_names_the_input() {
+        let err = PoolName::parse("").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid application pool name \"\": is empty"
+        );
+    }
+
+    #[test]
+    fn exchange_version_parses_all_forms() {
+        let v = |major, minor| Some(ExchangeVersion { major, minor });
+        assert_eq!(ExchangeVersion::parse("15.1"), v(15, 1));
+        assert_eq!(ExchangeVersion::parse("14"), v(14, 0));
+        assert_eq!(ExchangeVersion::parse("14.3.123"), v(14, 3));
+        assert_eq!(ExchangeVersion::parse(" 15.2 "), v(15, 2));
+        assert_eq!(
+            ExchangeVersion::parse("Version 15.1 (Build 30225.42)"),
+            v(15, 1)
+        );
+        assert_eq!(ExchangeVersion::parse("Version 8.3 (Build 83.6)"), v(8, 3));
+        assert_eq!(
+            ExchangeVersion::parse("version 14.3(Build 123.4)"),
+            v(14, 3)
+        );
+    }
+
+    #[test]
+    fn exchange_version_rejects_garbage() {
+        for text in [
+            "",
+            "Version",
+            "x",
+            "15.x",
+            "15.",
+            ".1",
+            "+15",
+            "15.1 foo",
+            "1.2.x",
+            "99999999999",
+            "15..1",
+            "Version (Build 1.2)",
+        ] {
+            assert_eq!(ExchangeVersion::parse(text), None, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn default_app_pool_only_for_2010_and_2007() {
+        let uses = |t| ExchangeVersion::parse(t).unwrap().uses_default_app_pool();
+        assert!(uses("14.3"));
+        assert!(uses("8.3"));
+        assert!(!uses("15.0"));
+        assert!(!uses("15.1"));
+        assert!(!uses("15.2"));
+    }
+
+    #[test]
+    fn default_pools_by_version() {
+        let names = |v: Option<&str>| {
+            default_pools(v.and_then(ExchangeVersion::parse))
+                .into_iter()
+                .map(|p| p.as_str().to_owned())
+                .collect::<Vec<_>>()
+        };
+        let modern: Vec<String> = EXCHANGE_POOLS.iter().map(|s| s.to_string()).collect();
+        assert_eq!(names(Some("15.1")), modern);
+        assert_eq!(names(None), modern);
+        let mut legacy = modern.clone();
+        legacy.push("DefaultAppPool".into());
+        assert_eq!(names(Some("14.3")), legacy);
+        assert_eq!(names(Some("Version 8.3 (Build 83.6)")), legacy);
+        // Every default is itself a valid pool name.
+        for name in &legacy {
+            PoolName::parse(name).unwrap();
+        }
+    }
+
+    #[test]
+    fn commands_are_exact() {
+        let appcmd = r"%windir%\system32\inetsrv\appcmd.exe";
+        let h = hostname();
+        assert_eq!(
+            (h.program.as_str(), h.args.len(), h.mutating),
+            ("hostname", 0, false)
+        );
+        assert_eq!(h.command_line(), "hostname");
+        assert_eq!(
+            list_apppools().command_line(),
+            format!("{appcmd} list apppool")
+        );
+        assert_eq!(list_apppools().args, ["list", "apppool"]);
+        assert!(!list_apppools().mutating);
+        assert_eq!(list_workers().command_line(), format!("{appcmd} list wp"));
+        assert!(!list_workers().mutating);
+        let r = recycle(&PoolName::parse("My Pool").unwrap());
+        assert_eq!(r.program, appcmd);
+        assert_eq!(r.args, ["recycle", "apppool", "/apppool.name:\"My Pool\""]);
+        assert!(r.mutating);
+        assert_eq!(
+            r.command_line(),
+            format!("{appcmd} recycle apppool /apppool.name:\"My Pool\"")
+        );
+        assert_eq!(iisreset().command_line(), "iisreset /noforce");
+        assert!(iisreset().mutating);
+        assert_eq!(iisreset_status().command_line(), "iisreset /status");
+        assert!(!iisreset_status().mutating);
+    }
+
+    #[test]
+    fn parse_apppools_reads_state_and_tolerates_noise() {
+        let out = "\r\n  APPPOOL \"MSExchangeSyncAppPool\" (MgdVersion:v4.0,MgdMode:Integrated,state:Started)\r\n\
+                   APPPOOL \"My Pool\" (MgdVersion:v4.0,state:Stopped,extra:1)\n\
+                   APPPOOL \"Starting\" (state:Starting)\r\n\
+                   APPPOOL \"Stopping\" ( State : stopping )\r\n\
+                   APPPOOL \"Weird\" (MgdVersion:v4.0,state:Paused)\r\n\
+                   APPPOOL \"NoState\" (MgdVersion:v4.0)\r\n\
+                   APPPOOL \"Cut\" (MgdVersion:v4.0,state:Started\r\n\
+                   some other line\r\n\
+                   APPPOOLX \"no\" (state:Started)\r\n";
+        let pools = parse_apppools(out);
+        let got: Vec<(&str, PoolState)> =
+            pools.iter().map(|p| (p.name.as_str(), p.state)).collect();
+        assert_eq!(
+            got,
+            [
+                ("MSExchangeSyncAppPool", PoolState::Started),
+                ("My Pool", PoolState::Stopped),
+                ("Starting", PoolState::Starting),
+                ("Stopping", PoolState::Stopping),
+                ("Weird", PoolState::Unknown),
+                ("NoState", PoolState::Unknown),
+                ("Cut", PoolState::Started),
+            ]
+        );
+    }
+
+    #[test]
+    fn parse_workers_reads_pid_and_pool() {
+        let out = "WP \"4312\" (applicationPool:MSExchangeSyncAppPool)\r\n\
+                   \r\n\
+                   \tWP \"8\" (applicationPool:My Pool,extra:x)\n\
+                   WP \"notanumber\" (applicationPool:X)\r\n\
+                   WP \"12\" (other:1)\r\n\
+                   WP \"16\" (applicationPool:)\r\n\
+                   WP \"-4\" (applicationPool:X)\r\n";
+        assert_eq!(
+            parse_workers(out),
+            [
+                WorkerProcess {
+                    pid: 4312,
+                    pool: "MSExchangeSyncAppPool".into()
+                },
+                WorkerProcess {
+                    pid: 8,
+                    pool: "My Pool".into()
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn parsers_survive_garbage() {
+        let garbage = [
+            "",
+            "\r\n\r\n",
+            "\"",
+            "WP",
+            "WP \"",
+            "WP \"1",
+            "WP \"1\" (",
+            "WP \"1\" )(",
+            "APPPOOL \"\" (state:Started)",
+            "APPPOOL \"x\" (:::,,,:)",
+            "ERROR",
+            "ERROR (",
+            "ERROR ( hresult:",
+            "ERROR ( message:",
+            "Status for",
+            "Status for : ",
+            "\u{0}\u{ffff}é🦀 WP \"é\" (applicationPool:é)",
+            "((((",
+            "))))",
+        ];
+        for text in garbage {
+            let _ = parse_apppools(text);
+            let _ = parse_workers(text);
+            let _ = error_message(text, text);
+            let _ = error_message("", text);
+            let _ = iis_running(text);
+            let _ = ExchangeVersion::parse(text);
+            let _ = PoolName::parse(text);
+        }
+        assert!(parse_apppools("APPPOOL \"\" (state:Started)").is_empty());
+        assert!(parse_workers("WP \"1\" (").is_empty());
+    }
+
+    #[test]
+    fn pids_of_filters_and_sorts() {
+        let w = |pid, pool: &str| WorkerProcess {
+            pid,
+            pool: pool.into(),
+        };
+        let workers = [w(900, "A"), w(100, "B"), w(500, "a"), w(300, "A")];
+        assert_eq!(pids_of(&workers, "A"), [300, 500, 900]);
+        assert_eq!(pids_of(&workers, "B"), [100]);
+        assert!(pids_of(&workers, "C").is_empty());
+    }
+
+    #[test]
+    fn error_message_extracts_appcmd_message() {
+        assert_eq!(
+            error_message(
+                "ERROR ( message:Cannot find APPPOOL object with identifier \"X\". )\r\n",
+                ""
+            ),
+            "Cannot find APPPOOL object with identifier \"X\"."
+        );
+        assert_eq!(
+            error_message(
+                "ERROR ( hresult:80070005, message:Command execution failed.\r\nAccess is denied.\r\n )\r\n",
+                "ignored"
+            ),
+            "Command execution failed. Access is denied. (hresult 80070005)"
+        );
+        assert_eq!(
+            error_message("ERROR ( hresult:80070005, message:Access is denied. )", ""),
+            "Access is denied. (hresult 80070005)"
+        );
+        // Found on stderr too, and with \n line ends.
+        assert_eq!(
+            error_message("", "ERROR ( message:Line one.\nLine two.\n )\n"),
+            "Line one. Line two."
+        );
+        assert_eq!(
+            error_message("ERROR ( hresult:80070426 )", ""),
+            "hresult 80070426"
+        );
+        assert_eq!(
+            error_message("ERROR ( Something odd. )", ""),
+            "Something odd."
+        );
+    }
+
+    #[test]
+    fn error_message_falls_back_to_stderr_then_stdout() {
+        assert_eq!(
+            error_message(
+                "out",
+                "'appcmd' is not recognized as an internal or external command,\r\noperable program or batch file.\r\n"
+            ),
+            "'appcmd' is not recognized as an internal or external command, operable program or batch file."
+        );
+        assert_eq!(
+            error_message("  something failed \r\n", " \r\n"),
+            "something failed"
+        );
+        assert_eq!(error_message("", ""), "");
+    }
+
+    #[test]
+    fn iis_running_needs_all_running() {
+        let running = "Status for IIS Admin Service ( IISADMIN ) : Running\r\n\
+                       Status for Windows Process Activation Service ( WAS ) : Running\r\n\
+                       Status for World Wide Web Publishing Service ( W3SVC ) : Running\r\n";
+        assert!(iis_running(running));
+        assert!(iis_running(&running.replace("\r\n", "\n")));
+        assert!(iis_running("\n  Status for X ( X ) : running  \n\nnoise\n"));
+        assert!(!iis_running(&running.replacen("Running", "Stopped", 1)));
+        assert!(!iis_running(
+            &running.replace("( W3SVC ) : Running", "( W3SVC ) : Start Pending")
+        ));
+        assert!(!iis_running(""));
+        assert!(!iis_running("everything is fine\r\n"));
+        assert!(!iis_running("Status for X ( X )\r\n"));
+    }
+
+    #[test]
+    fn pool_state_words_round_trip() {
+        for s in [
+            PoolState::Started,
+            PoolState::Stopped,
+            PoolState::Starting,
+            PoolState::Stopping,
+            PoolState::Unknown,
+        ] {
+            assert_eq!(PoolState::from_appcmd(s.as_str()), s);
+        }
+        assert_eq!(PoolState::from_appcmd("started"), PoolState::Started);
+        assert_eq!(PoolState::from_appcmd("bogus"), PoolState::Unknown);
+    }
 }
