@@ -1,1 +1,181 @@
-//! (in progress)
+//! The command line.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::plan::Method;
+use crate::winrm::{Auth, Scheme};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "revoke",
+    version,
+    about = "Close the window in which a disabled or reset account keeps reading mail through Exchange",
+    long_about = "When an account is disabled or its password reset, Exchange's IIS keeps the \
+                  user's logon token cached, so phones and Outlook keep working for hours. \
+                  revoke flushes those caches on every Exchange server at once, over WinRM."
+)]
+pub struct Cli {
+    /// More detail on stderr (-v: debug, -vv: trace). Passwords are never logged.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Recycle the Exchange application pools (or iisreset) on every server.
+    Flush(FlushArgs),
+    /// Run a simulated Exchange estate on loopback until Ctrl-C.
+    Lab(LabArgs),
+    /// Start an in-process lab and flush it: see what revoke does in seconds.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct FlushArgs {
+    /// Servers to flush (overrides the config file): HOST, HOST:PORT, comma-separated.
+    #[arg(long, value_name = "HOST[,HOST...]")]
+    pub servers: Option<Vec<String>>,
+    /// Config file [default: $REVOKE_CONFIG, else <config dir>/revoke/revoke.toml].
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// recycle: the listed application pools (no outage); iisreset: restart IIS, in waves.
+    #[arg(long, value_enum)]
+    pub method: Option<Method>,
+    /// Application pool to recycle (repeatable) [default: the Exchange pools].
+    #[arg(long = "pool", value_name = "NAME")]
+    pub pools: Vec<String>,
+    /// Servers handled at the same time [default: 32].
+    #[arg(long, value_name = "N")]
+    pub parallel: Option<usize>,
+    /// Give up on a server after this many seconds [default: 120].
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<u64>,
+    /// iisreset: how many servers may be restarting at once [default: 1].
+    #[arg(long, value_name = "N")]
+    pub max_unavailable: Option<usize>,
+    /// Connect and look, change nothing: show what would be run where.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[arg(long, value_enum, default_value = "human")]
+    pub output: OutputFormat,
+    /// No progress display.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// WinRM user (DOMAIN\user or user@domain) [default: [winrm] user].
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
+    /// Read the password from the first line of stdin (else $REVOKE_PASSWORD, else a prompt).
+    #[arg(long)]
+    pub password_stdin: bool,
+    #[arg(long, value_enum)]
+    pub scheme: Option<Scheme>,
+    #[arg(long, value_name = "PORT")]
+    pub port: Option<u16>,
+    #[arg(long, value_enum)]
+    pub auth: Option<Auth>,
+    /// CA certificate(s) in PEM that sign the servers' HTTPS certificates.
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+}
+
+impl ValueEnum for Method {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[Method::Recycle, Method::Iisreset]
+    }
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(match self {
+            Method::Recycle => "recycle",
+            Method::Iisreset => "iisreset",
+        }))
+    }
+}
+
+impl ValueEnum for Scheme {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[Scheme::Http, Scheme::Https]
+    }
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(match self {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        }))
+    }
+}
+
+impl ValueEnum for Auth {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[Auth::Negotiate, Auth::Basic, Auth::Kerberos]
+    }
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(match self {
+            Auth::Negotiate => "negotiate",
+            Auth::Basic => "basic",
+            Auth::Kerberos => "kerberos",
+        }))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LabTransportArg {
+    /// HTTP with NTLM and sealed messages (Windows' default listener).
+    Http,
+    HttpsBasic,
+    HttpsNegotiate,
+}
+
+#[derive(Debug, Args)]
+pub struct LabArgs {
+    /// Number of simulated Exchange servers [default: 8].
+    #[arg(long)]
+    pub servers: Option<usize>,
+    /// Address to listen on (loopback only is sensible) [default: 127.0.0.1].
+    #[arg(long)]
+    pub listen: Option<IpAddr>,
+    /// First port (server i listens on P+2i for HTTP, P+2i+1 for HTTPS) [default: any free].
+    #[arg(long, value_name = "P")]
+    pub base_port: Option<u16>,
+    /// Write a revoke.toml pointing at the lab (and lab-ca.pem beside it).
+    #[arg(long, value_name = "FILE")]
+    pub write_config: Option<PathBuf>,
+    /// Which listener the written config uses.
+    #[arg(long, value_enum, default_value = "http")]
+    pub transport: LabTransportArg,
+    /// Lab settings and faults (see docs/lab.md).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Account the lab accepts [default: revoke-admin].
+    #[arg(long)]
+    pub admin_user: Option<String>,
+    /// Its password [default: the documented lab password]. A lab secret, not a real one.
+    #[arg(long)]
+    pub admin_password: Option<String>,
+    /// Added to every HTTP response, in milliseconds.
+    #[arg(long)]
+    pub latency_ms: Option<u64>,
+    /// How long each app pool recycle takes, in milliseconds.
+    #[arg(long)]
+    pub recycle_ms: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Number of simulated Exchange servers.
+    #[arg(long, default_value_t = 8)]
+    pub servers: usize,
+    #[arg(long, value_enum, default_value = "human")]
+    pub output: OutputFormat,
+    /// No progress display.
+    #[arg(long, short)]
+    pub quiet: bool,
+}

@@ -1,1 +1,390 @@
-//! (in progress)
+//! `revoke.toml` and the flags that override it, resolved into a [`FlushPlan`].
+//! Every key is documented in docs/configuration.md.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use thiserror::Error;
+
+use crate::cli::FlushArgs;
+use crate::iis::{ExchangeVersion, PoolName};
+use crate::plan::{FlushPlan, Method, PoolSelection, Target};
+use crate::winrm::{Auth, ClientSettings, Password, Scheme};
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+fn invalid(message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid(message.into())
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    #[serde(default)]
+    pub servers: Vec<ServerEntry>,
+    #[serde(default)]
+    pub winrm: WinrmSection,
+    #[serde(default)]
+    pub flush: FlushSection,
+}
+
+/// `"host"`, `"host:port"`, or `{ host = "...", port = 5985, version = "14.3" }`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum ServerEntry {
+    Address(String),
+    Detailed {
+        host: String,
+        port: Option<u16>,
+        version: Option<String>,
+    },
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WinrmSection {
+    pub scheme: Option<Scheme>,
+    pub port: Option<u16>,
+    pub auth: Option<Auth>,
+    pub user: Option<String>,
+    pub ca_file: Option<PathBuf>,
+    pub accept_invalid_certs: Option<bool>,
+    /// Seconds.
+    pub connect_timeout: Option<u64>,
+    /// Seconds a single Receive may wait for output (WS-Management OperationTimeout).
+    pub operation_timeout: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlushSection {
+    pub method: Option<Method>,
+    pub pools: Option<Vec<String>>,
+    pub parallel: Option<usize>,
+    /// Seconds, per server.
+    pub timeout: Option<u64>,
+    pub max_unavailable: Option<usize>,
+    pub retries: Option<u32>,
+}
+
+pub const DEFAULT_PARALLEL: usize = 32;
+pub const DEFAULT_TIMEOUT_SECS: u64 = 120;
+pub const DEFAULT_RETRIES: u32 = 2;
+const DEFAULT_CONNECT_TIMEOUT_SECS: u64 = 10;
+const DEFAULT_OPERATION_TIMEOUT_SECS: u64 = 20;
+
+/// Where the config file is: `--config`, else `$REVOKE_CONFIG`, else the
+/// platform config directory. `required` is false only for the last one.
+pub fn locate(flag: Option<&Path>) -> Option<(PathBuf, bool)> {
+    if let Some(path) = flag {
+        return Some((path.to_path_buf(), true));
+    }
+    if let Some(path) = std::env::var_os("REVOKE_CONFIG").filter(|p| !p.is_empty()) {
+        return Some((PathBuf::from(path), true));
+    }
+    dirs::config_dir().map(|dir| (dir.join("revoke").join("revoke.toml"), false))
+}
+
+/// Read the config file, if there is one to read.
+pub fn load(flag: Option<&Path>) -> Result<Option<(PathBuf, ConfigFile)>, ConfigError> {
+    let Some((path, required)) = locate(flag) else {
+        return Ok(None);
+    };
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(ConfigError::Read { path, source }),
+    };
+    let file = parse(&text).map_err(|message| ConfigError::Parse {
+        path: path.clone(),
+        message,
+    })?;
+    Ok(Some((path, file)))
+}
+
+pub fn parse(text: &str) -> Result<ConfigFile, String> {
+    toml::from_str(text).map_err(|e| e.to_string().trim().to_string())
+}
+
+/// Flags over file over defaults. The password is filled in later, once
+/// everything else is known to be valid.
+pub fn flush_plan(
+    args: &FlushArgs,
+    file: Option<(PathBuf, ConfigFile)>,
+) -> Result<FlushPlan, ConfigError> {
+    let (base_dir, file) = match file {
+        Some((path, file)) => (path.parent().map(Path::to_path_buf), file),
+        None => (None, ConfigFile::default()),
+    };
+    let winrm = &file.winrm;
+    let scheme = args.scheme.or(winrm.scheme).unwrap_or(Scheme::Http);
+    let default_port = args.port.or(winrm.port).unwrap_or(scheme.default_port());
+
+    let targets = match &args.servers {
+        Some(list) => list
+            .iter()
+            .flat_map(|s| s.split(','))
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| parse_address(s, default_port, None))
+            .collect::<Result<Vec<_>, _>>()?,
+        None => file
+            .servers
+            .iter()
+            .map(|entry| match entry {
+                ServerEntry::Address(a) => parse_address(a, default_port, None),
+                ServerEntry::Detailed {
+                    host,
+                    port,
+                    version,
+                } => {
+                    let version = version
+                        .as_deref()
+                        .map(|v| {
+                            ExchangeVersion::parse(v).ok_or_else(|| {
+                                invalid(format!(
+                                    "server {host}: version {v:?} is not an Exchange version (e.g. \"15.1\" or \"14.3\")"
+                                ))
+                            })
+                        })
+                        .transpose()?;
+                    let address = match port {
+                        Some(p) => format!("{host}:{p}"),
+                        None => host.clone(),
+                    };
+                    parse_address(&address, default_port, version)
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+    };
+    if targets.is_empty() {
+        return Err(invalid(
+            "no servers to flush: give --servers HOST[,HOST...] or list them in the config file (servers = [\"ex01.corp.example.com\"])",
+        ));
+    }
+    let targets = dedupe(targets);
+
+    let pools = if !args.pools.is_empty() {
+        PoolSelection::Listed(parse_pools(&args.pools)?)
+    } else if let Some(pools) = &file.flush.pools {
+        PoolSelection::Listed(parse_pools(pools)?)
+    } else {
+        PoolSelection::ExchangeDefaults
+    };
+
+    let flush = &file.flush;
+    let parallel = args.parallel.or(flush.parallel).unwrap_or(DEFAULT_PARALLEL);
+    if parallel == 0 {
+        return Err(invalid("--parallel must be at least 1"));
+    }
+    let timeout = args
+        .timeout
+        .or(flush.timeout)
+        .unwrap_or(DEFAULT_TIMEOUT_SECS);
+    if timeout == 0 {
+        return Err(invalid("--timeout must be at least 1 second"));
+    }
+    let max_unavailable = args.max_unavailable.or(flush.max_unavailable).unwrap_or(1);
+    if max_unavailable == 0 {
+        return Err(invalid("--max-unavailable must be at least 1"));
+    }
+
+    let user = args
+        .user
+        .clone()
+        .or_else(|| winrm.user.clone())
+        .filter(|u| !u.trim().is_empty())
+        .ok_or_else(|| {
+            invalid("no WinRM user: give --user DOMAIN\\user or set user in the [winrm] section of the config file")
+        })?;
+    let ca_file = args.ca_file.clone().or_else(|| {
+        winrm.ca_file.as_ref().map(|p| match &base_dir {
+            // Relative to the config file, not to wherever revoke was started.
+            Some(dir) if p.is_relative() => dir.join(p),
+            _ => p.clone(),
+        })
+    });
+    let connection = ClientSettings {
+        scheme,
+        auth: args.auth.or(winrm.auth).unwrap_or(Auth::Negotiate),
+        user,
+        password: Password::new(String::new()),
+        ca_file,
+        accept_invalid_certs: winrm.accept_invalid_certs.unwrap_or(false),
+        connect_timeout: Duration::from_secs(
+            winrm
+                .connect_timeout
+                .unwrap_or(DEFAULT_CONNECT_TIMEOUT_SECS)
+                .max(1),
+        ),
+        operation_timeout: Duration::from_secs(
+            winrm
+                .operation_timeout
+                .unwrap_or(DEFAULT_OPERATION_TIMEOUT_SECS)
+                .max(1),
+        ),
+    };
+    connection.validate().map_err(|e| {
+        invalid(
+            e.to_string()
+                .trim_start_matches("invalid settings: ")
+                .to_string(),
+        )
+    })?;
+
+    Ok(FlushPlan {
+        targets,
+        method: args.method.or(flush.method).unwrap_or(Method::Recycle),
+        pools,
+        parallel,
+        timeout: Duration::from_secs(timeout),
+        max_unavailable,
+        retries: flush.retries.unwrap_or(DEFAULT_RETRIES),
+        dry_run: args.dry_run,
+        connection,
+    })
+}
+
+fn parse_pools(names: &[String]) -> Result<Vec<PoolName>, ConfigError> {
+    let mut pools = Vec::new();
+    for name in names {
+        let pool = PoolName::parse(name).map_err(|e| invalid(format!("{e}; nothing was sent")))?;
+        if !pools.contains(&pool) {
+            pools.push(pool);
+        }
+    }
+    Ok(pools)
+}
+
+/// `host`, `host:port`, `[v6]:port` or a bare IPv6 address.
+fn parse_address(
+    text: &str,
+    default_port: u16,
+    version: Option<ExchangeVersion>,
+) -> Result<Target, ConfigError> {
+    let text = text.trim();
+    let (host, port) = if let Some(rest) = text.strip_prefix('[') {
+        let (host, after) = rest
+            .split_once(']')
+            .ok_or_else(|| invalid(format!("server {text:?}: missing ']'")))?;
+        let port = match after.strip_prefix(':') {
+            Some(p) => Some(p),
+            None if after.is_empty() => None,
+            None => return Err(invalid(format!("server {text:?}: unexpected {after:?}"))),
+        };
+        (host.to_string(), port)
+    } else if text.matches(':').count() > 1 {
+        (text.to_string(), None)
+    } else {
+        match text.split_once(':') {
+            Some((h, p)) => (h.to_string(), Some(p)),
+            None => (text.to_string(), None),
+        }
+    };
+    let port = match port {
+        Some(p) => p.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| {
+            invalid(format!(
+                "server {text:?}: port {p:?} is not a number from 1 to 65535"
+            ))
+        })?,
+        None => default_port,
+    };
+    let is_ip = host.parse::<std::net::IpAddr>().is_ok();
+    let valid_name = !host.is_empty()
+        && host.len() <= 253
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_')
+        && !host.starts_with(['-', '.']);
+    if !is_ip && !valid_name {
+        return Err(invalid(format!(
+            "server {text:?} is not a host name or IP address (letters, digits, '.', '-', '_')"
+        )));
+    }
+    let label = if port == default_port {
+        host.clone()
+    } else if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    Ok(Target {
+        host,
+        port,
+        version,
+        label,
+    })
+}
+
+/// The same server listed twice would be flushed twice at once.
+fn dedupe(targets: Vec<Target>) -> Vec<Target> {
+    let mut out: Vec<Target> = Vec::with_capacity(targets.len());
+    for target in targets {
+        let duplicate = out
+            .iter()
+            .any(|t| t.host.eq_ignore_ascii_case(&target.host) && t.port == target.port);
+        if duplicate {
+            tracing::warn!(
+                "server {} is listed more than once; flushing it once",
+                target.label
+            );
+        } else {
+            out.push(target);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_parse_with_default_and_explicit_ports() {
+        let t = parse_address("ex01.corp.example.com", 5985, None).unwrap();
+        assert_eq!(
+            (t.host.as_str(), t.port, t.label.as_str()),
+            ("ex01.corp.example.com", 5985, "ex01.corp.example.com")
+        );
+        let t = parse_address("127.0.0.1:40001", 5985, None).unwrap();
+        assert_eq!((t.port, t.label.as_str()), (40001, "127.0.0.1:40001"));
+        let t = parse_address("[::1]:5986", 5985, None).unwrap();
+        assert_eq!((t.host.as_str(), t.port), ("::1", 5986));
+        assert!(parse_address("ex01:0", 5985, None).is_err());
+        assert!(parse_address("ex01:http", 5985, None).is_err());
+        assert!(parse_address("ex 01", 5985, None).is_err());
+        assert!(parse_address("ex01;rm", 5985, None).is_err());
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let err = parse("[winrm]\nschema = \"http\"\n").unwrap_err();
+        assert!(err.contains("schema"), "{err}");
+        let ok = parse(
+            "servers = [\"a\", { host = \"b\", port = 5986, version = \"14.3\" }]\n[winrm]\nscheme = \"https\"\nauth = \"basic\"\n[flush]\nmethod = \"iisreset\"\n",
+        )
+        .unwrap();
+        assert_eq!(ok.servers.len(), 2);
+        assert_eq!(ok.flush.method, Some(Method::Iisreset));
+    }
+
+    #[test]
+    fn duplicates_are_flushed_once() {
+        let a = parse_address("EX01", 5985, None).unwrap();
+        let b = parse_address("ex01", 5985, None).unwrap();
+        let c = parse_address("ex01:5986", 5985, None).unwrap();
+        assert_eq!(dedupe(vec![a, b, c]).len(), 2);
+    }
+}

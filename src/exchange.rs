@@ -83,9 +83,7 @@ impl ServerJob<'_> {
     /// nothing went wrong at the transport level.
     pub async fn run(&self) -> Result<ServerStatus, JobError> {
         self.step(Step::Connecting);
-        let client = self
-            .connector
-            .client(&self.target.host, self.target.port);
+        let client = self.connector.client(&self.target.host, self.target.port);
         let shell = client.open_shell().await?;
         let result = self.run_in(&shell).await;
         // The shell would time out on its own; closing is courtesy, not correctness.
@@ -95,7 +93,11 @@ impl ServerJob<'_> {
 
     async fn run_in(&self, shell: &Shell<'_>) -> Result<ServerStatus, JobError> {
         self.step(Step::Listing);
-        let computer = run(shell, &iis::hostname()).await?.stdout.trim().to_string();
+        let computer = run(shell, &iis::hostname())
+            .await?
+            .stdout
+            .trim()
+            .to_string();
         self.state.lock().expect("job state").computer = Some(computer);
 
         let listed = run(shell, &iis::list_apppools()).await?;

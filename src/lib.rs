@@ -10,7 +10,9 @@
 //! - [`iis`]: the IIS commands an Exchange server understands, and their output.
 //! - [`winrm`]: the WS-Management client (NTLM with message sealing, Basic over TLS).
 //! - [`plan`]: what a run will do, server by server.
+//! - [`exchange`]: the job on one server.
 //! - [`orchestrate`]: runs the plan concurrently and emits [`events::Event`]s.
+//! - [`run`]: connects the core to its consumers, handles Ctrl-C.
 //! - [`report`]: consumers of those events: progress display, table, JSON.
 //! - [`lab`]: a simulated Exchange estate that speaks real WinRM (tests, demo).
 //!   Production modules never depend on it.
@@ -20,10 +22,12 @@ pub mod config;
 pub mod credentials;
 pub mod demo;
 pub mod events;
+pub mod exchange;
 pub mod exit;
 pub mod iis;
 pub mod lab;
 pub mod orchestrate;
 pub mod plan;
 pub mod report;
+pub mod run;
 pub mod winrm;

@@ -14,6 +14,7 @@
 //! (what a [`Fault`] changes on a server).
 
 mod accounts;
+pub mod command;
 mod envelope;
 mod faults;
 pub mod iis;

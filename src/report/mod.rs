@@ -1,1 +1,238 @@
-//! (in progress)
+//! Consumers of the core's [`Event`]s: the live progress display, and the
+//! [`RunReport`] that the final table and the JSON document are rendered from.
+
+mod json;
+mod progress;
+mod table;
+
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+use crate::events::{ActionOutcome, ActionStatus, Event, ServerStatus};
+use crate::plan::Method;
+
+pub use json::render as render_json;
+pub use progress::{PlainProgress, ProgressDisplay};
+pub use table::render as render_table;
+
+/// Anything that follows a run as it happens.
+pub trait Reporter {
+    fn handle(&mut self, event: &Event);
+}
+
+/// Version of the JSON document's shape (docs/report.md).
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Everything a run did, per server. Serialized as the JSON report.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct RunReport {
+    pub schema_version: u32,
+    pub run_id: String,
+    pub action: String,
+    pub method: Method,
+    pub dry_run: bool,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub waves: Vec<Vec<String>>,
+    pub servers: Vec<ServerReport>,
+    pub summary: Summary,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ServerReport {
+    pub host: String,
+    pub computer: Option<String>,
+    /// 1-based wave (iisreset); null for recycle.
+    pub wave: Option<usize>,
+    pub status: ServerStatus,
+    pub duration_ms: u64,
+    pub attempts: u32,
+    pub error: Option<String>,
+    pub actions: Vec<ActionOutcome>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct Summary {
+    pub servers: usize,
+    pub ok: usize,
+    pub partial: usize,
+    pub failed: usize,
+    pub timeout: usize,
+    pub unreachable: usize,
+    pub planned: usize,
+    pub interrupted: usize,
+    pub pools_recycled: usize,
+    pub pools_absent: usize,
+    pub pools_stopped: usize,
+    pub pools_failed: usize,
+}
+
+impl RunReport {
+    /// Every server ended ok (or planned, in a dry run).
+    pub fn all_ok(&self) -> bool {
+        !self.servers.is_empty() && self.servers.iter().all(|s| s.status.is_success())
+    }
+
+    /// Servers whose flush is not complete, with why: what is still open.
+    pub fn open_items(&self) -> Vec<String> {
+        self.servers
+            .iter()
+            .filter(|s| !s.status.is_success())
+            .map(|s| {
+                let failed: Vec<&str> = s
+                    .actions
+                    .iter()
+                    .filter(|a| a.status.is_failure())
+                    .map(|a| a.pool.as_str())
+                    .collect();
+                let what = s
+                    .error
+                    .clone()
+                    .unwrap_or_else(|| format!("not recycled: {}", failed.join(", ")));
+                format!("{} {}: {}", s.host, s.status, what)
+            })
+            .collect()
+    }
+
+    fn summarize(&mut self) {
+        let mut summary = Summary {
+            servers: self.servers.len(),
+            ..Summary::default()
+        };
+        for server in &self.servers {
+            match server.status {
+                ServerStatus::Ok => summary.ok += 1,
+                ServerStatus::Partial => summary.partial += 1,
+                ServerStatus::Failed => summary.failed += 1,
+                ServerStatus::Timeout => summary.timeout += 1,
+                ServerStatus::Unreachable => summary.unreachable += 1,
+                ServerStatus::Planned => summary.planned += 1,
+                ServerStatus::Interrupted => summary.interrupted += 1,
+            }
+            for action in &server.actions {
+                match action.status {
+                    ActionStatus::Recycled | ActionStatus::Reset => summary.pools_recycled += 1,
+                    ActionStatus::Absent => summary.pools_absent += 1,
+                    ActionStatus::Stopped => summary.pools_stopped += 1,
+                    ActionStatus::Failed => summary.pools_failed += 1,
+                    ActionStatus::Planned => {}
+                }
+            }
+        }
+        self.summary = summary;
+    }
+}
+
+pub fn timestamp(at: SystemTime) -> String {
+    humantime::format_rfc3339_millis(at).to_string()
+}
+
+/// Builds the [`RunReport`] from events.
+#[derive(Debug, Default)]
+pub struct ReportBuilder {
+    report: Option<RunReport>,
+    finished: std::collections::HashSet<String>,
+}
+
+impl ReportBuilder {
+    /// The report; servers that never finished are marked interrupted.
+    pub fn finish(self) -> Option<RunReport> {
+        let mut report = self.report?;
+        if report.finished_at.is_none() {
+            report.finished_at = Some(timestamp(SystemTime::now()));
+        }
+        for server in &mut report.servers {
+            if !self.finished.contains(&server.host) {
+                server.status = ServerStatus::Interrupted;
+                server.error = Some("the run was interrupted before this server finished".into());
+            }
+        }
+        report.summarize();
+        Some(report)
+    }
+
+    fn server(&mut self, host: &str) -> Option<&mut ServerReport> {
+        self.report
+            .as_mut()?
+            .servers
+            .iter_mut()
+            .find(|s| s.host == host)
+    }
+}
+
+impl Reporter for ReportBuilder {
+    fn handle(&mut self, event: &Event) {
+        match event {
+            Event::RunStarted {
+                run_id,
+                method,
+                dry_run,
+                servers,
+                waves,
+                started_at,
+            } => {
+                let wave_of = |host: &String| {
+                    (*method == Method::Iisreset)
+                        .then(|| waves.iter().position(|w| w.contains(host)).map(|i| i + 1))
+                        .flatten()
+                };
+                self.report = Some(RunReport {
+                    schema_version: SCHEMA_VERSION,
+                    run_id: run_id.clone(),
+                    action: "flush".into(),
+                    method: *method,
+                    dry_run: *dry_run,
+                    started_at: timestamp(*started_at),
+                    finished_at: None,
+                    waves: if *method == Method::Iisreset {
+                        waves.clone()
+                    } else {
+                        Vec::new()
+                    },
+                    servers: servers
+                        .iter()
+                        .map(|host| ServerReport {
+                            host: host.clone(),
+                            computer: None,
+                            wave: wave_of(host),
+                            // Until the server finishes; see finish().
+                            status: ServerStatus::Interrupted,
+                            duration_ms: 0,
+                            attempts: 0,
+                            error: None,
+                            actions: Vec::new(),
+                        })
+                        .collect(),
+                    summary: Summary::default(),
+                });
+            }
+            Event::ActionFinished { server, action } => {
+                if let Some(s) = self.server(server) {
+                    // A later outcome for the same pool supersedes the earlier
+                    // one (verification adds the new worker PIDs).
+                    match s.actions.iter_mut().find(|a| a.pool == action.pool) {
+                        Some(existing) => *existing = action.clone(),
+                        None => s.actions.push(action.clone()),
+                    }
+                }
+            }
+            Event::ServerFinished { server, outcome } => {
+                self.finished.insert(server.clone());
+                if let Some(s) = self.server(server) {
+                    s.status = outcome.status;
+                    s.duration_ms = outcome.duration.as_millis() as u64;
+                    s.attempts = outcome.attempts;
+                    s.error = outcome.error.clone();
+                    s.computer = outcome.computer.clone();
+                }
+            }
+            Event::RunFinished { finished_at } => {
+                if let Some(report) = self.report.as_mut() {
+                    report.finished_at = Some(timestamp(*finished_at));
+                }
+            }
+            Event::ServerStarted { .. } | Event::StepChanged { .. } => {}
+        }
+    }
+}

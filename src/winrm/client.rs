@@ -191,10 +191,12 @@ impl WinrmClient {
     /// Open a remote shell (this connects and authenticates).
     pub async fn open_shell(&self) -> Result<Shell<'_>, WinrmError> {
         let xml = self
-            .call(soap::ACTION_CREATE, None, soap::CREATE_SHELL_BODY, &[
-                ("WINRS_NOPROFILE", "TRUE"),
-                ("WINRS_CODEPAGE", "65001"),
-            ])
+            .call(
+                soap::ACTION_CREATE,
+                None,
+                soap::CREATE_SHELL_BODY,
+                &[("WINRS_NOPROFILE", "TRUE"), ("WINRS_CODEPAGE", "65001")],
+            )
             .await?;
         Ok(Shell {
             client: self,
@@ -254,7 +256,12 @@ impl WinrmClient {
                     *guard = None;
                     return Err(WinrmError::Http {
                         status: status.as_u16(),
-                        detail: text.chars().take(200).collect::<String>().trim().to_string(),
+                        detail: text
+                            .chars()
+                            .take(200)
+                            .collect::<String>()
+                            .trim()
+                            .to_string(),
                     });
                 }
             }
@@ -278,15 +285,10 @@ impl WinrmClient {
         } else {
             answer.body.to_vec()
         };
-        String::from_utf8(bytes)
-            .map_err(|_| WinrmError::Protocol("response is not UTF-8".into()))
+        String::from_utf8(bytes).map_err(|_| WinrmError::Protocol("response is not UTF-8".into()))
     }
 
-    async fn send_envelope(
-        &self,
-        conn: &mut Connection,
-        xml: &str,
-    ) -> Result<Answer, WinrmError> {
+    async fn send_envelope(&self, conn: &mut Connection, xml: &str) -> Result<Answer, WinrmError> {
         let mut builder = self.request_builder();
         let body = if let Some(security) = conn.sealing.as_mut() {
             builder = builder.header(header::CONTENT_TYPE, sealing::SEALED_CONTENT_TYPE);
@@ -307,11 +309,18 @@ impl WinrmClient {
     fn request_builder(&self) -> hyper::http::request::Builder {
         Request::post("/wsman")
             .header(header::HOST, &self.authority)
-            .header(header::USER_AGENT, concat!("revoke/", env!("CARGO_PKG_VERSION")))
+            .header(
+                header::USER_AGENT,
+                concat!("revoke/", env!("CARGO_PKG_VERSION")),
+            )
     }
 
     fn basic_authorization(&self) -> String {
-        let pair = format!("{}:{}", self.settings().user, self.settings().password.expose());
+        let pair = format!(
+            "{}:{}",
+            self.settings().user,
+            self.settings().password.expose()
+        );
         format!(
             "Basic {}",
             base64::engine::general_purpose::STANDARD.encode(pair)
@@ -445,7 +454,10 @@ impl WinrmClient {
         let engine = &base64::engine::general_purpose::STANDARD;
 
         let first = self
-            .empty_post(conn, format!("Negotiate {}", engine.encode(ntlm.negotiate())))
+            .empty_post(
+                conn,
+                format!("Negotiate {}", engine.encode(ntlm.negotiate())),
+            )
             .await?;
         if first.status != StatusCode::UNAUTHORIZED {
             return Err(WinrmError::Protocol(format!(

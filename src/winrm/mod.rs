@@ -10,10 +10,10 @@
 
 mod client;
 mod error;
-mod tls;
 pub mod ntlm;
 pub mod sealing;
 pub mod soap;
+mod tls;
 
 pub use client::{Auth, ClientSettings, CommandOutput, Connector, Scheme, Shell, WinrmClient};
 pub use error::WinrmError;

@@ -202,7 +202,9 @@ pub fn parse_shell_id(xml: &str) -> Result<String, WinrmError> {
         .and_then(|n| n.text())
         .or_else(|| {
             doc.descendants()
-                .find(|n| n.tag_name().name() == "Selector" && n.attribute("Name") == Some("ShellId"))
+                .find(|n| {
+                    n.tag_name().name() == "Selector" && n.attribute("Name") == Some("ShellId")
+                })
                 .and_then(|n| n.text())
         })
         .map(|s| s.trim().to_string())

@@ -54,7 +54,10 @@ fn load_roots(path: &Path) -> Result<RootCertStore, WinrmError> {
             WinrmError::Settings(format!("CA file {} is not PEM: {e}", path.display()))
         })?;
         roots.add(cert).map_err(|e| {
-            WinrmError::Settings(format!("CA file {}: unusable certificate: {e}", path.display()))
+            WinrmError::Settings(format!(
+                "CA file {}: unusable certificate: {e}",
+                path.display()
+            ))
         })?;
     }
     if roots.is_empty() {

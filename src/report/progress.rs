@@ -1,0 +1,135 @@
+//! Live progress on stderr: an animated display on a terminal, plain lines
+//! otherwise.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use super::Reporter;
+use crate::events::Event;
+
+/// An overall bar plus one live line per running server.
+pub struct ProgressDisplay {
+    multi: MultiProgress,
+    overall: Option<ProgressBar>,
+    lines: HashMap<String, ProgressBar>,
+}
+
+impl Default for ProgressDisplay {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ProgressDisplay {
+    pub fn new() -> Self {
+        Self {
+            multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(12)),
+            overall: None,
+            lines: HashMap::new(),
+        }
+    }
+
+    fn line(&mut self, server: &str) -> &ProgressBar {
+        let multi = &self.multi;
+        self.lines.entry(server.to_string()).or_insert_with(|| {
+            let bar = multi.add(ProgressBar::new_spinner());
+            bar.set_style(
+                ProgressStyle::with_template("  {spinner} {prefix:<24} {msg}")
+                    .expect("valid template"),
+            );
+            bar.set_prefix(server.to_string());
+            bar.enable_steady_tick(Duration::from_millis(120));
+            bar
+        })
+    }
+}
+
+impl Reporter for ProgressDisplay {
+    fn handle(&mut self, event: &Event) {
+        match event {
+            Event::RunStarted {
+                servers, dry_run, ..
+            } => {
+                let bar = self.multi.add(ProgressBar::new(servers.len() as u64));
+                bar.set_style(
+                    ProgressStyle::with_template(
+                        "{prefix} [{bar:30}] {pos}/{len} servers done  {elapsed}",
+                    )
+                    .expect("valid template")
+                    .progress_chars("=> "),
+                );
+                bar.set_prefix(if *dry_run { "dry run" } else { "flushing" });
+                bar.enable_steady_tick(Duration::from_millis(250));
+                self.overall = Some(bar);
+            }
+            Event::ServerStarted { server } => {
+                self.line(server).set_message("starting");
+            }
+            Event::StepChanged { server, step } => {
+                self.line(server).set_message(step.to_string());
+            }
+            Event::ActionFinished { .. } => {}
+            Event::ServerFinished { server, outcome } => {
+                if let Some(bar) = self.lines.remove(server) {
+                    bar.finish_and_clear();
+                    self.multi.remove(&bar);
+                }
+                if !outcome.status.is_success() {
+                    let _ = self.multi.println(format!(
+                        "  {server}: {} {}",
+                        outcome.status,
+                        outcome.error.as_deref().unwrap_or("")
+                    ));
+                }
+                if let Some(bar) = &self.overall {
+                    bar.inc(1);
+                }
+            }
+            Event::RunFinished { .. } => {
+                if let Some(bar) = self.overall.take() {
+                    bar.finish_and_clear();
+                }
+                for (_, bar) in self.lines.drain() {
+                    bar.finish_and_clear();
+                }
+                let _ = self.multi.clear();
+            }
+        }
+    }
+}
+
+/// One line per finished server on stderr: for logs and pipes, nothing animated.
+#[derive(Default)]
+pub struct PlainProgress {
+    total: usize,
+    done: usize,
+}
+
+impl Reporter for PlainProgress {
+    fn handle(&mut self, event: &Event) {
+        match event {
+            Event::RunStarted { servers, .. } => self.total = servers.len(),
+            Event::ServerFinished { server, outcome } => {
+                self.done += 1;
+                let mut stderr = std::io::stderr().lock();
+                let _ = writeln!(
+                    stderr,
+                    "[{}/{}] {server}: {} ({:.1} s){}",
+                    self.done,
+                    self.total,
+                    outcome.status,
+                    outcome.duration.as_secs_f64(),
+                    outcome
+                        .error
+                        .as_deref()
+                        .map(|e| format!(": {e}"))
+                        .unwrap_or_default()
+                );
+            }
+            _ => {}
+        }
+    }
+}

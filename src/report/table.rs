@@ -1,0 +1,308 @@
+//! The human report: one block per server, its pools beneath it, then the
+//! summary and what is still open.
+
+use std::fmt::Write;
+
+use super::{RunReport, ServerReport};
+use crate::events::{ActionOutcome, ActionStatus};
+use crate::plan::Method;
+
+pub fn render(report: &RunReport) -> String {
+    let mut out = String::new();
+    let host_width = report
+        .servers
+        .iter()
+        .map(|s| s.host.len())
+        .chain([6])
+        .max()
+        .unwrap_or(6);
+    let pool_width = report
+        .servers
+        .iter()
+        .flat_map(|s| s.actions.iter().map(|a| pool_label(a).len()))
+        .chain([4])
+        .max()
+        .unwrap_or(4);
+    let _ = writeln!(
+        out,
+        "{:host_width$}  {:10}  {:>8}  {}",
+        "SERVER", "STATUS", "TIME", "COMPUTER / ERROR"
+    );
+    for server in &report.servers {
+        server_block(&mut out, server, host_width, pool_width);
+    }
+    out.push('\n');
+    out.push_str(&summary_line(report));
+    out.push('\n');
+    if report.method == Method::Iisreset && report.waves.len() > 1 {
+        let _ = writeln!(
+            out,
+            "iisreset waves: {}",
+            report
+                .waves
+                .iter()
+                .enumerate()
+                .map(|(i, w)| format!("{}: {}", i + 1, w.join(", ")))
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+    }
+    let open = report.open_items();
+    if !open.is_empty() {
+        out.push_str("Still open:\n");
+        for item in open {
+            let _ = writeln!(out, "  {item}");
+        }
+    }
+    out
+}
+
+fn server_block(out: &mut String, server: &ServerReport, host_width: usize, pool_width: usize) {
+    let detail = match (&server.error, &server.computer) {
+        (Some(error), _) => error.clone(),
+        (None, Some(computer)) => computer.clone(),
+        (None, None) => String::new(),
+    };
+    let wave = server
+        .wave
+        .map(|w| format!(" (wave {w})"))
+        .unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "{:host_width$}  {:10}  {:>8}  {detail}{wave}",
+        server.host,
+        server.status.to_string(),
+        format!("{:.1} s", server.duration_ms as f64 / 1000.0),
+    );
+    for action in &server.actions {
+        let _ = writeln!(
+            out,
+            "  {:pool_width$}  {:9}  {}",
+            pool_label(action),
+            status_word(action.status),
+            action_detail(action)
+        );
+    }
+}
+
+fn pool_label(action: &ActionOutcome) -> String {
+    if action.pool == "*" {
+        "iisreset (all pools)".into()
+    } else {
+        action.pool.clone()
+    }
+}
+
+fn status_word(status: ActionStatus) -> &'static str {
+    match status {
+        ActionStatus::Recycled => "recycled",
+        ActionStatus::Reset => "reset",
+        ActionStatus::Planned => "planned",
+        ActionStatus::Absent => "absent",
+        ActionStatus::Stopped => "stopped",
+        ActionStatus::Failed => "FAILED",
+    }
+}
+
+fn pids(list: &[u32]) -> String {
+    if list.is_empty() {
+        "-".into()
+    } else {
+        list.iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
+fn action_detail(action: &ActionOutcome) -> String {
+    let workers = match action.status {
+        ActionStatus::Recycled | ActionStatus::Reset => {
+            format!(
+                "pid {} -> {}",
+                pids(&action.old_pids),
+                pids(&action.new_pids)
+            )
+        }
+        ActionStatus::Planned | ActionStatus::Failed => format!("pid {}", pids(&action.old_pids)),
+        ActionStatus::Absent | ActionStatus::Stopped => String::new(),
+    };
+    match (&action.message, workers.is_empty()) {
+        (Some(m), true) => m.clone(),
+        (Some(m), false) => format!("{workers}  {m}"),
+        (None, _) => workers,
+    }
+}
+
+fn summary_line(report: &RunReport) -> String {
+    let s = &report.summary;
+    let mut parts = Vec::new();
+    for (n, word) in [
+        (s.ok, "ok"),
+        (s.planned, "planned"),
+        (s.partial, "partial"),
+        (s.failed, "failed"),
+        (s.timeout, "timeout"),
+        (s.unreachable, "unreachable"),
+        (s.interrupted, "interrupted"),
+    ] {
+        if n > 0 {
+            parts.push(format!("{n} {word}"));
+        }
+    }
+    let mut pools = Vec::new();
+    let done = if report.method == Method::Iisreset {
+        "servers reset"
+    } else {
+        "pools recycled"
+    };
+    for (n, word) in [
+        (s.pools_recycled, done),
+        (s.pools_absent, "absent"),
+        (s.pools_stopped, "stopped"),
+        (s.pools_failed, "failed"),
+    ] {
+        if n > 0 {
+            pools.push(format!("{n} {word}"));
+        }
+    }
+    let what = if report.dry_run { "Dry run, " } else { "" };
+    let pools = if pools.is_empty() {
+        String::new()
+    } else {
+        format!("; {}", pools.join(", "))
+    };
+    format!(
+        "{what}{} server{}: {}{pools}",
+        s.servers,
+        if s.servers == 1 { "" } else { "s" },
+        parts.join(", ")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::ServerStatus;
+    use crate::report::Summary;
+
+    fn action(
+        pool: &str,
+        status: ActionStatus,
+        old: &[u32],
+        new: &[u32],
+        msg: Option<&str>,
+    ) -> ActionOutcome {
+        ActionOutcome {
+            pool: pool.into(),
+            status,
+            old_pids: old.to_vec(),
+            new_pids: new.to_vec(),
+            message: msg.map(String::from),
+        }
+    }
+
+    /// A fixed scenario: one ok server, one partial, one unreachable.
+    fn scenario() -> RunReport {
+        let mut report = RunReport {
+            schema_version: 1,
+            run_id: "00000000-0000-4000-8000-000000000000".into(),
+            action: "flush".into(),
+            method: Method::Recycle,
+            dry_run: false,
+            started_at: "2026-11-23T10:00:00.000Z".into(),
+            finished_at: Some("2026-11-23T10:00:02.345Z".into()),
+            waves: vec![],
+            servers: vec![
+                ServerReport {
+                    host: "ex01.corp.example.com".into(),
+                    computer: Some("EX01".into()),
+                    wave: None,
+                    status: ServerStatus::Ok,
+                    duration_ms: 1834,
+                    attempts: 1,
+                    error: None,
+                    actions: vec![
+                        action(
+                            "MSExchangeSyncAppPool",
+                            ActionStatus::Recycled,
+                            &[4120],
+                            &[7344],
+                            None,
+                        ),
+                        action(
+                            "MSExchangeOWAAppPool",
+                            ActionStatus::Recycled,
+                            &[4128],
+                            &[7348],
+                            None,
+                        ),
+                        action(
+                            "MSExchangeMAPIFrontEndAppPool",
+                            ActionStatus::Absent,
+                            &[],
+                            &[],
+                            Some("no such application pool on this server"),
+                        ),
+                    ],
+                },
+                ServerReport {
+                    host: "ex02.corp.example.com".into(),
+                    computer: Some("EX02".into()),
+                    wave: None,
+                    status: ServerStatus::Partial,
+                    duration_ms: 2210,
+                    attempts: 1,
+                    error: None,
+                    actions: vec![
+                        action(
+                            "MSExchangeSyncAppPool",
+                            ActionStatus::Recycled,
+                            &[5004],
+                            &[8812],
+                            None,
+                        ),
+                        action(
+                            "MSExchangeOWAAppPool",
+                            ActionStatus::Failed,
+                            &[5008],
+                            &[],
+                            Some(
+                                "Command execution failed. Access is denied. (hresult 80070005) (exit code 5)",
+                            ),
+                        ),
+                    ],
+                },
+                ServerReport {
+                    host: "ex03.corp.example.com".into(),
+                    computer: None,
+                    wave: None,
+                    status: ServerStatus::Unreachable,
+                    duration_ms: 3,
+                    attempts: 1,
+                    error: Some("connection refused (nothing listens on port 5985)".into()),
+                    actions: vec![],
+                },
+            ],
+            summary: Summary::default(),
+        };
+        report.summarize();
+        report
+    }
+
+    #[test]
+    fn table_for_a_mixed_run() {
+        insta::assert_snapshot!(render(&scenario()));
+    }
+
+    #[test]
+    fn open_items_name_every_server_not_ok() {
+        let open = scenario().open_items();
+        assert_eq!(open.len(), 2);
+        assert!(
+            open[0]
+                .starts_with("ex02.corp.example.com partial: not recycled: MSExchangeOWAAppPool")
+        );
+        assert!(open[1].contains("connection refused"));
+    }
+}

@@ -1,0 +1,114 @@
+//! Wires the orchestration core to its consumers: the progress display and
+//! the report builder. Handles Ctrl-C.
+
+use std::io::IsTerminal;
+
+use crate::cli::OutputFormat;
+use crate::exit;
+use crate::orchestrate::{self, EventSink};
+use crate::plan::FlushPlan;
+use crate::report::{PlainProgress, ProgressDisplay, ReportBuilder, Reporter, RunReport};
+use crate::winrm::Connector;
+
+/// How the run shows itself while it happens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// indicatif on stderr.
+    Animated,
+    /// One line per finished server on stderr.
+    Lines,
+    None,
+}
+
+impl Progress {
+    /// Animated only on a terminal: human output needs stdout and stderr to be
+    /// terminals; JSON goes to stdout, so only stderr matters then.
+    pub fn choose(output: OutputFormat, quiet: bool) -> Self {
+        let stderr_tty = std::io::stderr().is_terminal();
+        let stdout_tty = std::io::stdout().is_terminal();
+        match (quiet, output) {
+            (true, _) => Progress::None,
+            (false, OutputFormat::Human) if stderr_tty && stdout_tty => Progress::Animated,
+            (false, OutputFormat::Json) if stderr_tty => Progress::Animated,
+            (false, OutputFormat::Human) => Progress::Lines,
+            (false, OutputFormat::Json) => Progress::None,
+        }
+    }
+}
+
+pub struct Finished {
+    pub report: RunReport,
+    pub interrupted: bool,
+}
+
+impl Finished {
+    pub fn exit_code(&self) -> u8 {
+        if self.interrupted {
+            exit::INTERRUPTED
+        } else if self.report.all_ok() {
+            exit::OK
+        } else {
+            exit::SOME_NOT_OK
+        }
+    }
+}
+
+pub async fn flush(plan: FlushPlan, connector: Connector, progress: Progress) -> Finished {
+    let mut consumers: Vec<Box<dyn Reporter>> = match progress {
+        Progress::Animated => vec![Box::new(ProgressDisplay::new())],
+        Progress::Lines => vec![Box::new(PlainProgress::default())],
+        Progress::None => vec![],
+    };
+    let mut builder = ReportBuilder::default();
+    let (sink, mut events) = EventSink::channel();
+    let core = orchestrate::run(plan, connector, sink);
+    tokio::pin!(core);
+    let interrupt = tokio::signal::ctrl_c();
+    tokio::pin!(interrupt);
+
+    let mut core_done = false;
+    let mut interrupted = false;
+    loop {
+        tokio::select! {
+            _ = &mut core, if !core_done => core_done = true,
+            event = events.recv() => match event {
+                Some(event) => {
+                    builder.handle(&event);
+                    consumers.iter_mut().for_each(|c| c.handle(&event));
+                }
+                None => break,
+            },
+            _ = &mut interrupt => {
+                interrupted = true;
+                break;
+            }
+        }
+    }
+    if interrupted {
+        // Stop every server's task, then keep what they had reported.
+        drop(core);
+        while let Ok(event) = events.try_recv() {
+            builder.handle(&event);
+        }
+        let finished = crate::events::Event::RunFinished {
+            finished_at: std::time::SystemTime::now(),
+        };
+        consumers.iter_mut().for_each(|c| c.handle(&finished));
+    }
+    Finished {
+        report: builder.finish().expect("the core always announces the run"),
+        interrupted,
+    }
+}
+
+/// Print the report to stdout in the chosen format.
+pub fn print_report(report: &RunReport, output: OutputFormat) {
+    let text = match output {
+        OutputFormat::Human => crate::report::render_table(report),
+        OutputFormat::Json => crate::report::render_json(report) + "\n",
+    };
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(text.as_bytes());
+    let _ = stdout.flush();
+}
