@@ -1,4 +1,5 @@
 //! Integration tests: one binary so it links once. Each module starts what it
 //! needs (a lab in-process, the real `revoke` binary) on loopback only.
 mod common;
+mod flush;
 mod lab_fidelity;
