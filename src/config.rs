@@ -261,7 +261,11 @@ fn parse_pools(names: &[String]) -> Result<Vec<PoolName>, ConfigError> {
     let mut pools = Vec::new();
     for name in names {
         let pool = PoolName::parse(name).map_err(|e| invalid(format!("{e}; nothing was sent")))?;
-        if !pools.contains(&pool) {
+        // IIS pool names are case-insensitive: one pool, however spelled.
+        if !pools
+            .iter()
+            .any(|p: &PoolName| p.as_str().eq_ignore_ascii_case(pool.as_str()))
+        {
             pools.push(pool);
         }
     }

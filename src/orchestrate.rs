@@ -59,8 +59,14 @@ pub async fn run(plan: FlushPlan, connector: Connector, events: EventSink) {
                 step: Step::Queued,
             });
         }
-        for wave in &waves {
-            run_servers(&plan, &connector, &events, &limit, wave).await;
+        for (i, wave) in waves.iter().enumerate() {
+            let maybe_down = run_servers(&plan, &connector, &events, &limit, wave).await;
+            if !maybe_down.is_empty() {
+                // Starting the next wave could take more than max_unavailable
+                // servers down at once: hold every later wave back.
+                hold_back(&plan, &events, &waves[i + 1..], &maybe_down);
+                break;
+            }
         }
     } else {
         let all: Vec<usize> = waves.into_iter().flatten().collect();
@@ -72,13 +78,37 @@ pub async fn run(plan: FlushPlan, connector: Connector, events: EventSink) {
     });
 }
 
+/// Later waves, never started: each server ends failed, saying why.
+fn hold_back(plan: &FlushPlan, events: &EventSink, waves: &[Vec<usize>], maybe_down: &[String]) {
+    let error = format!(
+        "not started: {} may still be restarting IIS, so later waves were held back \
+         (at most {} server(s) down at once)",
+        maybe_down.join(", "),
+        plan.max_unavailable
+    );
+    for &index in waves.iter().flatten() {
+        events.emit(Event::ServerFinished {
+            server: plan.targets[index].label.clone(),
+            outcome: ServerOutcome {
+                status: ServerStatus::Failed,
+                duration: Duration::ZERO,
+                error: Some(error.clone()),
+                computer: None,
+                attempts: 0,
+            },
+        });
+    }
+}
+
+/// Runs these servers; returns those that may have been left down: a
+/// mutating command was sent and the server did not end `ok`.
 async fn run_servers(
     plan: &Arc<FlushPlan>,
     connector: &Connector,
     events: &EventSink,
     limit: &Arc<Semaphore>,
     servers: &[usize],
-) {
+) -> Vec<String> {
     let mut tasks = JoinSet::new();
     for &index in servers {
         let plan = Arc::clone(plan);
@@ -87,18 +117,34 @@ async fn run_servers(
         let limit = Arc::clone(limit);
         tasks.spawn(async move {
             let _permit = limit.acquire_owned().await.expect("semaphore open");
-            run_server(&plan, index, &connector, &events).await;
+            let maybe_down = run_server(&plan, index, &connector, &events).await;
+            maybe_down.then(|| plan.targets[index].label.clone())
         });
     }
+    let mut maybe_down = Vec::new();
     while let Some(joined) = tasks.join_next().await {
-        // A panic in one server's task must not take the others down.
-        if let Err(e) = joined {
-            tracing::error!("a server task failed: {e}");
+        match joined {
+            Ok(Some(label)) => maybe_down.push(label),
+            Ok(None) => {}
+            // A panic in one server's task must not take the others down;
+            // what it left behind is unknown.
+            Err(e) => {
+                tracing::error!("a server task failed: {e}");
+                maybe_down.push("a server whose task failed".into());
+            }
         }
     }
+    maybe_down
 }
 
-async fn run_server(plan: &FlushPlan, index: usize, connector: &Connector, events: &EventSink) {
+/// Returns true if the server may have been left changed but not back to
+/// normal (a mutating command was sent and it did not end `ok`).
+async fn run_server(
+    plan: &FlushPlan,
+    index: usize,
+    connector: &Connector,
+    events: &EventSink,
+) -> bool {
     let target = &plan.targets[index];
     events.emit(Event::ServerStarted {
         server: target.label.clone(),
@@ -145,7 +191,10 @@ async fn run_server(plan: &FlushPlan, index: usize, connector: &Connector, event
             Some(format!("no answer within {} s", plan.timeout.as_secs())),
         ),
     };
-    let computer = state.lock().expect("job state").computer.clone();
+    let (computer, mutated) = {
+        let state = state.lock().expect("job state");
+        (state.computer.clone(), state.mutated)
+    };
     let attempts = *attempts.lock().expect("attempts");
     events.emit(Event::ServerFinished {
         server: target.label.clone(),
@@ -157,6 +206,7 @@ async fn run_server(plan: &FlushPlan, index: usize, connector: &Connector, event
             attempts,
         },
     });
+    mutated && status != ServerStatus::Ok
 }
 
 /// A transient failure is retried only while nothing mutating was sent:

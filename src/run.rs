@@ -61,8 +61,9 @@ pub async fn flush(plan: FlushPlan, connector: Connector, progress: Progress) ->
     };
     let mut builder = ReportBuilder::default();
     let (sink, mut events) = EventSink::channel();
-    let core = orchestrate::run(plan, connector, sink);
-    tokio::pin!(core);
+    // Boxed, not `tokio::pin!`ed: dropping a `Pin<&mut _>` would leave the
+    // future (and the server tasks its JoinSet owns) running.
+    let mut core = Box::pin(orchestrate::run(plan, connector, sink));
     let interrupt = tokio::signal::ctrl_c();
     tokio::pin!(interrupt);
 

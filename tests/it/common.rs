@@ -73,6 +73,9 @@ pub struct Revoke {
     args: Vec<String>,
     password: Option<String>,
     stdin: Option<String>,
+    interrupt_after: Option<Duration>,
+    cwd: Option<PathBuf>,
+    env: Vec<(String, String)>,
 }
 
 impl Revoke {
@@ -81,6 +84,9 @@ impl Revoke {
             args: args.iter().map(|a| a.as_ref().to_string()).collect(),
             password: None,
             stdin: None,
+            interrupt_after: None,
+            cwd: None,
+            env: Vec::new(),
         }
     }
 
@@ -93,6 +99,23 @@ impl Revoke {
     /// Text written to stdin (stdin is otherwise empty, never a terminal).
     pub fn stdin(mut self, text: &str) -> Self {
         self.stdin = Some(text.to_string());
+        self
+    }
+
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    /// Sends SIGINT (what Ctrl-C sends) after this long.
+    pub fn interrupt_after(mut self, after: Duration) -> Self {
+        self.interrupt_after = Some(after);
+        self
+    }
+
+    /// Runs revoke in this working directory.
+    pub fn current_dir(mut self, dir: &Path) -> Self {
+        self.cwd = Some(dir.to_path_buf());
         self
     }
 
@@ -118,6 +141,12 @@ impl Revoke {
             })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        for (k, v) in &self.env {
+            command.env(k, v);
+        }
+        if let Some(dir) = &self.cwd {
+            command.current_dir(dir);
+        }
         if let Some(password) = &self.password {
             command.env("REVOKE_PASSWORD", password);
         }
@@ -140,7 +169,18 @@ impl Revoke {
             s
         });
         let started = Instant::now();
+        let mut interrupt = self.interrupt_after;
         let status = loop {
+            if let Some(after) = interrupt
+                && started.elapsed() >= after
+            {
+                let sent = Command::new("kill")
+                    .args(["-INT", &child.id().to_string()])
+                    .status()
+                    .expect("run kill");
+                assert!(sent.success(), "kill -INT failed");
+                interrupt = None;
+            }
             if let Some(status) = child.try_wait().expect("wait for revoke") {
                 break status;
             }

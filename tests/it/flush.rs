@@ -929,3 +929,320 @@ async fn the_password_never_appears_in_any_output() {
         }
     }
 }
+
+// ------------------------------------------------------------- interrupt
+
+/// Ctrl-C while EX03 hangs: exit 130, the report is still printed, the
+/// servers that finished keep their outcome, the hanging one is interrupted.
+#[tokio::test(flavor = "multi_thread")]
+async fn ctrl_c_prints_what_finished() {
+    let config = LabConfig {
+        faults: vec![fault("EX03", Fault::NeverAnswer)],
+        ..fast_lab(4)
+    };
+    let lab = TestLab::start(config).await;
+    let run = lab
+        .flush(&["--output", "json", "--timeout", "60"])
+        .interrupt_after(Duration::from_secs(4))
+        .run()
+        .await;
+    run.assert_code(130);
+    let report = run.json();
+    lab.assert_others_recycled(&report, &["EX03"]);
+    let entry = lab.report_of(&report, lab.server("EX03"));
+    assert_error_contains(entry, "interrupted", "interrupted");
+    assert_eq!(report["summary"]["interrupted"], 1);
+    assert!(report["finished_at"].is_string());
+}
+
+// ------------------------------------------------------- config details
+
+/// The same server twice (any case) is flushed once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_listed_twice_is_flushed_once() {
+    let lab = TestLab::start(fast_lab(1)).await;
+    let server = &lab.servers()[0];
+    let host = lab.host(server);
+    let port = server.http_addr.port();
+    let servers = format!("{host},{host}, localhost:{port},LOCALHOST:{port}");
+    let (run, report) = lab.flush_json(&["--servers", &servers]).await;
+    run.assert_code(0);
+    // 127.0.0.1 and localhost are different names for revoke; each once.
+    assert_eq!(report["summary"]["servers"], 2, "{report:#}");
+    let recycles = server
+        .log
+        .entries()
+        .iter()
+        .filter(|e| e.command_line == recycle_line(OWA))
+        .count();
+    assert_eq!(recycles, 2);
+}
+
+/// Exchange 2010 (14.x) also serves clients from DefaultAppPool: a server
+/// whose config says so gets it recycled too; the others do not.
+#[tokio::test(flavor = "multi_thread")]
+async fn legacy_version_also_recycles_default_app_pool() {
+    let lab = TestLab::start(fast_lab(2)).await;
+    let [old, new] = lab.servers() else {
+        unreachable!()
+    };
+    let text = format!(
+        "servers = [\n  {{ host = \"{}\", port = {}, version = \"14.3\" }},\n  {{ host = \"{}\", port = {}, version = \"15.1\" }},\n]\n[winrm]\nuser = 'LAB\\revoke-admin'\n",
+        old.http_addr.ip(),
+        old.http_addr.port(),
+        new.http_addr.ip(),
+        new.http_addr.port()
+    );
+    std::fs::write(&lab.config, text).unwrap();
+    let (run, report) = lab.flush_json(&[]).await;
+    run.assert_code(0);
+    let old_entry = lab.report_of(&report, old);
+    assert_eq!(old_entry["status"], "ok", "{old_entry:#}");
+    assert_eq!(old_entry["actions"].as_array().unwrap().len(), 6);
+    assert_eq!(action(old_entry, "DefaultAppPool")["status"], "recycled");
+    assert!(
+        old.log
+            .entries()
+            .iter()
+            .any(|e| e.command_line == recycle_line("DefaultAppPool"))
+    );
+    assert_recycled(lab.report_of(&report, new), new);
+}
+
+/// A relative ca_file is found next to the config file, wherever revoke runs.
+#[tokio::test(flavor = "multi_thread")]
+async fn relative_ca_file_is_relative_to_the_config() {
+    let lab = TestLab::start_with(fast_lab(2), LabTransport::HttpsNegotiate).await;
+    let text = std::fs::read_to_string(&lab.config).unwrap();
+    let text: String = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("ca_file") {
+                "ca_file = \"lab-ca.pem\"\n".to_string()
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    std::fs::write(&lab.config, text).unwrap();
+    let elsewhere = tempfile::TempDir::new().unwrap();
+    let run = lab
+        .flush(&["--output", "json"])
+        .current_dir(elsewhere.path())
+        .run()
+        .await;
+    run.assert_code(0);
+    lab.assert_others_recycled(&run.json(), &[]);
+}
+
+/// `$REVOKE_CONFIG` names the config file when --config does not.
+#[tokio::test(flavor = "multi_thread")]
+async fn revoke_config_variable_is_read() {
+    let lab = TestLab::start(fast_lab(2)).await;
+    let run = Revoke::new(&["flush", "--output", "json"])
+        .password(LAB_DEFAULT_PASSWORD)
+        .env("REVOKE_CONFIG", &path_str(&lab.config))
+        .run()
+        .await;
+    run.assert_code(0);
+    lab.assert_others_recycled(&run.json(), &[]);
+}
+
+/// Passwords are not all ASCII: NTLM hashes UTF-16, Basic sends UTF-8.
+#[tokio::test(flavor = "multi_thread")]
+async fn non_ascii_password_and_upn_user_log_on() {
+    const PASSWORD: &str = "Pä:ss wörd€ \"quoted\" \\ 𝄞";
+    for transport in [
+        LabTransport::Http,
+        LabTransport::HttpsBasic,
+        LabTransport::HttpsNegotiate,
+    ] {
+        let config = LabConfig {
+            admin_password: PASSWORD.into(),
+            ..fast_lab(1)
+        };
+        let lab = TestLab::start_with(config, transport).await;
+        for user in [
+            "LAB\\revoke-admin",
+            "revoke-admin@lab.example.test",
+            "lab\\REVOKE-ADMIN",
+        ] {
+            let run = lab
+                .flush(&["--output", "json", "--user", user])
+                .password(PASSWORD)
+                .run()
+                .await;
+            assert_eq!(
+                run.code, 0,
+                "{transport:?} as {user}: {}\n{}",
+                run.stdout, run.stderr
+            );
+        }
+    }
+}
+
+/// A recycle that outlasts one WS-Management OperationTimeout: revoke keeps
+/// receiving until the command ends, and does not send it again.
+#[tokio::test(flavor = "multi_thread")]
+async fn recycle_longer_than_the_operation_timeout() {
+    let config = LabConfig {
+        recycle_time: Duration::from_millis(2500),
+        ..fast_lab(1)
+    };
+    let lab = TestLab::start(config).await;
+    let mut text = std::fs::read_to_string(&lab.config).unwrap();
+    text.push_str("operation_timeout = 1\n");
+    std::fs::write(&lab.config, text).unwrap();
+    let (run, report) = lab
+        .flush_json(&["--pool", OWA, "--pool", "MSExchangeSyncAppPool"])
+        .await;
+    run.assert_code(0);
+    let server = &lab.servers()[0];
+    let entry = lab.report_of(&report, server);
+    assert_eq!(entry["status"], "ok", "{entry:#}");
+    assert_eq!(action(entry, OWA)["status"], "recycled");
+    let n = server
+        .log
+        .entries()
+        .iter()
+        .filter(|e| e.command_line == recycle_line(OWA))
+        .count();
+    assert_eq!(n, 1);
+}
+
+/// IPv6 loopback: `[::1]:port` in the config.
+#[tokio::test(flavor = "multi_thread")]
+async fn ipv6_servers() {
+    for transport in [LabTransport::Http, LabTransport::HttpsBasic] {
+        let config = LabConfig {
+            listen: "::1".parse().unwrap(),
+            ..fast_lab(2)
+        };
+        let lab = TestLab::start_with(config, transport).await;
+        let (run, report) = lab.flush_json(&[]).await;
+        run.assert_code(0);
+        lab.assert_others_recycled(&report, &[]);
+    }
+}
+
+/// --max-unavailable 2 on five servers: waves of 2, 2, 1.
+#[tokio::test(flavor = "multi_thread")]
+async fn iisreset_waves_follow_max_unavailable() {
+    let lab = TestLab::start(fast_lab(5)).await;
+    let (run, report) = lab
+        .flush_json(&["--method", "iisreset", "--max-unavailable", "2"])
+        .await;
+    run.assert_code(0);
+    let hosts: Vec<String> = lab.servers().iter().map(|s| lab.host(s)).collect();
+    assert_eq!(
+        report["waves"],
+        serde_json::json!([[hosts[0], hosts[1]], [hosts[2], hosts[3]], [hosts[4]]])
+    );
+    let waves = [1, 1, 2, 2, 3];
+    for (server, wave) in lab.servers().iter().zip(waves) {
+        let entry = lab.report_of(&report, server);
+        assert_eq!(entry["wave"], wave);
+        assert_eq!(action(entry, "*")["status"], "reset");
+    }
+}
+
+/// IIS pool names are case-insensitive: the same pool named twice in two
+/// spellings is one pool, recycled once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pool_named_twice_in_any_case_is_recycled_once() {
+    let lab = TestLab::start(fast_lab(1)).await;
+    let (run, report) = lab
+        .flush_json(&["--pool", OWA, "--pool", "msexchangeowaapppool"])
+        .await;
+    run.assert_code(0);
+    let server = &lab.servers()[0];
+    let entry = lab.report_of(&report, server);
+    assert_eq!(entry["actions"].as_array().unwrap().len(), 1, "{entry:#}");
+    let recycles: Vec<String> = server
+        .log
+        .entries()
+        .into_iter()
+        .map(|e| e.command_line)
+        .filter(|c| c.contains(" recycle "))
+        .collect();
+    assert_eq!(recycles.len(), 1, "{recycles:#?}");
+}
+
+/// A server whose iisreset outlasts its timeout may still be down: the next
+/// wave must not take another server down meanwhile (--max-unavailable 1).
+#[tokio::test(flavor = "multi_thread")]
+async fn iisreset_never_takes_down_more_than_max_unavailable() {
+    let config = LabConfig {
+        iisreset_downtime: Duration::from_secs(6),
+        ..fast_lab(2)
+    };
+    let lab = TestLab::start(config).await;
+    let (run, report) = lab
+        .flush_json(&[
+            "--method",
+            "iisreset",
+            "--max-unavailable",
+            "1",
+            "--timeout",
+            "2",
+        ])
+        .await;
+    let [ex01, ex02] = lab.servers() else {
+        unreachable!()
+    };
+    assert_eq!(
+        lab.report_of(&report, ex01)["status"],
+        "timeout",
+        "{report:#}"
+    );
+    run.assert_code(2);
+    let reset_at = |s: &revoke::lab::LabServer| {
+        s.log
+            .entries()
+            .into_iter()
+            .find(|e| e.command_line == "iisreset /noforce")
+            .map(|e| e.at)
+    };
+    let ex01_reset = reset_at(ex01).expect("EX01 was reset");
+    if let Some(ex02_reset) = reset_at(ex02) {
+        assert!(
+            ex02_reset >= ex01_reset + Duration::from_secs(6),
+            "EX02 was reset {:?} after EX01, while EX01 was still down",
+            ex02_reset.duration_since(ex01_reset).unwrap()
+        );
+    }
+    // Held back, not attempted, and the report says why.
+    assert!(ex02.log.entries().is_empty(), "{:#?}", ex02.log.entries());
+    let ex02_entry = lab.report_of(&report, ex02);
+    assert_error_contains(ex02_entry, "failed", "held back");
+    assert_error_contains(ex02_entry, "failed", &lab.host(ex01));
+    assert_eq!(ex02_entry["attempts"], 0);
+    assert_eq!(ex02_entry["wave"], 2);
+    let table = lab
+        .flush(&["--method", "iisreset", "--timeout", "2"])
+        .run()
+        .await;
+    table.assert_code(2);
+    assert!(table.stdout.contains("held back"), "{}", table.stdout);
+}
+
+/// An unreachable server in a wave was never taken down: the next waves go on.
+#[tokio::test(flavor = "multi_thread")]
+async fn iisreset_waves_go_on_past_an_unreachable_server() {
+    let config = LabConfig {
+        faults: vec![fault("EX01", Fault::RefuseConnections)],
+        ..fast_lab(3)
+    };
+    let lab = TestLab::start(config).await;
+    let (run, report) = lab.flush_json(&["--method", "iisreset"]).await;
+    run.assert_code(2);
+    assert_eq!(
+        lab.report_of(&report, lab.server("EX01"))["status"],
+        "unreachable"
+    );
+    for name in ["EX02", "EX03"] {
+        let entry = lab.report_of(&report, lab.server(name));
+        assert_eq!(entry["status"], "ok", "{entry:#}");
+        assert_eq!(action(entry, "*")["status"], "reset");
+    }
+}
