@@ -389,12 +389,21 @@ mod tests {
         let crate::cli::Command::Flush(args) = args.command else {
             unreachable!()
         };
-        let plan = flush_plan(&args, Some((PathBuf::from("/etc/revoke/revoke.toml"), file))).unwrap();
+        let plan = flush_plan(
+            &args,
+            Some((PathBuf::from("/etc/revoke/revoke.toml"), file)),
+        )
+        .unwrap();
         assert_eq!(plan.targets[1].port, 5986);
         // Exchange 2010 gets DefaultAppPool as well.
         let legacy = plan.pools_for(&plan.targets[2]);
         assert!(legacy.iter().any(|p| p.as_str() == "DefaultAppPool"));
-        assert!(!plan.pools_for(&plan.targets[0]).iter().any(|p| p.as_str() == "DefaultAppPool"));
+        assert!(
+            !plan
+                .pools_for(&plan.targets[0])
+                .iter()
+                .any(|p| p.as_str() == "DefaultAppPool")
+        );
     }
 
     #[test]

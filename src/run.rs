@@ -61,8 +61,8 @@ pub async fn flush(plan: FlushPlan, connector: Connector, progress: Progress) ->
     };
     let mut builder = ReportBuilder::default();
     let (sink, mut events) = EventSink::channel();
-    let core = orchestrate::run(plan, connector, sink);
-    tokio::pin!(core);
+    // Boxed so it can be dropped on Ctrl-C, which aborts every server's task.
+    let mut core = Box::pin(orchestrate::run(plan, connector, sink));
     let interrupt = tokio::signal::ctrl_c();
     tokio::pin!(interrupt);
 

@@ -25,8 +25,8 @@ pub fn render(report: &RunReport) -> String {
         .unwrap_or(4);
     let _ = writeln!(
         out,
-        "{:host_width$}  {:11}  {:>8}  {}",
-        "SERVER", "STATUS", "TIME", "COMPUTER / ERROR"
+        "{:host_width$}  {:11}  {:>8}  COMPUTER / ERROR",
+        "SERVER", "STATUS", "TIME"
     );
     for server in &report.servers {
         server_block(&mut out, server, host_width, pool_width);
