@@ -101,6 +101,14 @@ pub async fn flush(plan: FlushPlan, connector: Connector, progress: Progress) ->
     }
 }
 
+/// Connect, run, print the report; the exit code to end with.
+pub async fn execute(plan: FlushPlan, output: OutputFormat, quiet: bool) -> anyhow::Result<u8> {
+    let connector = Connector::new(plan.connection.clone())?;
+    let finished = flush(plan, connector, Progress::choose(output, quiet)).await;
+    print_report(&finished.report, output);
+    Ok(finished.exit_code())
+}
+
 /// Print the report to stdout in the chosen format.
 pub fn print_report(report: &RunReport, output: OutputFormat) {
     let text = match output {
