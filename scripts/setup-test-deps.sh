@@ -5,9 +5,14 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 venv="$root/.venv"
 if [ ! -x "$venv/bin/python" ]; then
-    python3 -m venv "$venv"
+    if ! python3 -m venv "$venv" 2>/dev/null; then
+        # Debian's python3 ships venv separately.
+        rm -rf "$venv"
+        apt-get update -qq && apt-get install -y -qq python3-venv
+        python3 -m venv "$venv"
+    fi
 fi
 if ! "$venv/bin/python" -c 'import winrm' 2>/dev/null; then
     "$venv/bin/pip" install --quiet --disable-pip-version-check 'pywinrm>=0.5,<0.6'
 fi
-"$venv/bin/python" -c 'import winrm, spnego; print("pywinrm", winrm.__version__ if hasattr(winrm, "__version__") else "installed")'
+"$venv/bin/python" -c 'import winrm, spnego; print("pywinrm ready")'

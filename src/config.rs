@@ -385,6 +385,32 @@ mod tests {
     }
 
     #[test]
+    fn example_config_parses_and_plans() {
+        let file = parse(include_str!("../examples/revoke.toml")).expect("examples/revoke.toml");
+        assert_eq!(file.servers.len(), 3);
+        assert_eq!(file.winrm.user.as_deref(), Some("CORP\\svc-revoke"));
+        let args = <crate::cli::Cli as clap::Parser>::try_parse_from(["revoke", "flush"]).unwrap();
+        let crate::cli::Command::Flush(args) = args.command else {
+            unreachable!()
+        };
+        let plan = flush_plan(
+            &args,
+            Some((PathBuf::from("/etc/revoke/revoke.toml"), file)),
+        )
+        .unwrap();
+        assert_eq!(plan.targets[1].port, 5986);
+        // Exchange 2010 gets DefaultAppPool as well.
+        let legacy = plan.pools_for(&plan.targets[2]);
+        assert!(legacy.iter().any(|p| p.as_str() == "DefaultAppPool"));
+        assert!(
+            !plan
+                .pools_for(&plan.targets[0])
+                .iter()
+                .any(|p| p.as_str() == "DefaultAppPool")
+        );
+    }
+
+    #[test]
     fn duplicates_are_flushed_once() {
         let a = parse_address("EX01", 5985, None).unwrap();
         let b = parse_address("ex01", 5985, None).unwrap();

@@ -10,7 +10,7 @@ use crate::config::{DEFAULT_PARALLEL, DEFAULT_RETRIES, DEFAULT_TIMEOUT_SECS};
 use crate::lab::{Lab, LabConfig};
 use crate::plan::{FlushPlan, Method, PoolSelection, Target};
 use crate::run;
-use crate::winrm::{Auth, ClientSettings, Connector, Password, Scheme};
+use crate::winrm::{Auth, ClientSettings, Password, Scheme};
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<u8> {
     let config = LabConfig {
@@ -61,14 +61,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<u8> {
             operation_timeout: Duration::from_secs(20),
         },
     };
-    let connector = Connector::new(plan.connection.clone())?;
-    let finished = run::flush(
-        plan,
-        connector,
-        run::Progress::choose(args.output, args.quiet),
-    )
-    .await;
-    run::print_report(&finished.report, args.output);
+    let code = run::execute(plan, args.output, args.quiet).await?;
     if human {
         println!(
             "\nOn a real estate:  revoke flush --servers ex01.corp.example.com,ex02.corp.example.com \
@@ -76,5 +69,5 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<u8> {
         );
     }
     lab.shutdown().await;
-    Ok(finished.exit_code())
+    Ok(code)
 }

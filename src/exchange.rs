@@ -43,6 +43,10 @@ impl JobError {
     pub fn is_unreachable(&self) -> bool {
         matches!(self, JobError::Winrm(e) if e.is_unreachable())
     }
+    /// The server stopped answering (as opposed to answering with an error).
+    pub fn is_no_answer(&self) -> bool {
+        matches!(self, JobError::Winrm(WinrmError::NoAnswer(_)))
+    }
 }
 
 /// How often `iisreset /status` is asked while IIS restarts.

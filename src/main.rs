@@ -2,11 +2,9 @@
 
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::Parser;
 
 use revoke::cli::{Cli, Command, FlushArgs};
-use revoke::winrm::Connector;
 use revoke::{config, credentials, exit, run};
 
 fn main() -> ExitCode {
@@ -40,17 +38,8 @@ async fn flush(args: FlushArgs) -> anyhow::Result<u8> {
              anyone on the path can pose as an Exchange server and capture the password."
         );
     }
-    let connector = Connector::new(plan.connection.clone()).context("WinRM settings")?;
-
     // Run, then report.
-    let finished = run::flush(
-        plan,
-        connector,
-        run::Progress::choose(args.output, args.quiet),
-    )
-    .await;
-    run::print_report(&finished.report, args.output);
-    Ok(finished.exit_code())
+    run::execute(plan, args.output, args.quiet).await
 }
 
 fn init_logging(verbose: u8) {

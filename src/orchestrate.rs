@@ -219,6 +219,8 @@ fn status_after_error(error: &JobError, state: &Mutex<JobState>) -> ServerStatus
     let state = state.lock().expect("job state");
     if error.is_unreachable() {
         ServerStatus::Unreachable
+    } else if error.is_no_answer() {
+        ServerStatus::Timeout
     } else if state.succeeded > 0 {
         ServerStatus::Partial
     } else {

@@ -61,8 +61,7 @@ pub async fn flush(plan: FlushPlan, connector: Connector, progress: Progress) ->
     };
     let mut builder = ReportBuilder::default();
     let (sink, mut events) = EventSink::channel();
-    // Boxed, not `tokio::pin!`ed: dropping a `Pin<&mut _>` would leave the
-    // future (and the server tasks its JoinSet owns) running.
+    // Boxed so it can be dropped on Ctrl-C, which aborts every server's task.
     let mut core = Box::pin(orchestrate::run(plan, connector, sink));
     let interrupt = tokio::signal::ctrl_c();
     tokio::pin!(interrupt);
@@ -100,6 +99,14 @@ pub async fn flush(plan: FlushPlan, connector: Connector, progress: Progress) ->
         report: builder.finish().expect("the core always announces the run"),
         interrupted,
     }
+}
+
+/// Connect, run, print the report; the exit code to end with.
+pub async fn execute(plan: FlushPlan, output: OutputFormat, quiet: bool) -> anyhow::Result<u8> {
+    let connector = Connector::new(plan.connection.clone())?;
+    let finished = flush(plan, connector, Progress::choose(output, quiet)).await;
+    print_report(&finished.report, output);
+    Ok(finished.exit_code())
 }
 
 /// Print the report to stdout in the chosen format.

@@ -96,3 +96,15 @@ fn write_config(lab: &Lab, path: &Path, transport: LabTransport) -> anyhow::Resu
         .with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn example_lab_config_parses() {
+        let config = super::LabConfig::from_toml(include_str!("../../examples/lab.toml"))
+            .expect("examples/lab.toml");
+        assert_eq!(config.servers, 6);
+        assert_eq!(config.faults.len(), 3);
+        config.validate().unwrap();
+    }
+}

@@ -154,21 +154,8 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
     (any && secs.is_finite()).then(|| Duration::from_secs_f64(secs))
 }
 
-/// Escapes text and attribute values.
-pub fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+/// Escapes text and attribute values (the client's escaping, shared).
+pub use crate::winrm::soap::xml_escape as esc;
 
 fn new_message_id() -> String {
     format!("uuid:{}", uuid::Uuid::new_v4().to_string().to_uppercase())

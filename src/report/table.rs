@@ -25,7 +25,7 @@ pub fn render(report: &RunReport) -> String {
         .unwrap_or(4);
     let _ = writeln!(
         out,
-        "{:host_width$}  {:10}  {:>8}  COMPUTER / ERROR",
+        "{:host_width$}  {:11}  {:>8}  COMPUTER / ERROR",
         "SERVER", "STATUS", "TIME"
     );
     for server in &report.servers {
@@ -69,7 +69,7 @@ fn server_block(out: &mut String, server: &ServerReport, host_width: usize, pool
         .unwrap_or_default();
     let _ = writeln!(
         out,
-        "{:host_width$}  {:10}  {:>8}  {detail}{wave}",
+        "{:host_width$}  {:11}  {:>8}  {detail}{wave}",
         server.host,
         server.status.to_string(),
         format!("{:.1} s", server.duration_ms as f64 / 1000.0),

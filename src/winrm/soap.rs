@@ -175,7 +175,12 @@ pub fn parse_fault(xml: &str) -> Option<WinrmError> {
         .find(|n| n.tag_name().name() == "WSManFault");
     let message = wsman
         .and_then(|w| w.descendants().find(|n| n.tag_name().name() == "Message"))
-        .map(|m| m.descendants().filter_map(|n| n.text()).collect::<String>());
+        .map(|m| {
+            m.descendants()
+                .filter(|n| n.is_text())
+                .filter_map(|n| n.text())
+                .collect::<String>()
+        });
     let reason = message
         .filter(|m| !m.trim().is_empty())
         .or_else(|| {
