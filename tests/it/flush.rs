@@ -1246,3 +1246,177 @@ async fn iisreset_waves_go_on_past_an_unreachable_server() {
         assert_eq!(action(entry, "*")["status"], "reset");
     }
 }
+
+// ------------------------------------------------- timing and progress
+
+/// A server that runs out of time half-way: `timeout`, the actions reported
+/// before did happen (the lab ran them), and nothing was sent twice.
+#[tokio::test(flavor = "multi_thread")]
+async fn timeout_half_way_keeps_what_was_done() {
+    let config = LabConfig {
+        recycle_time: Duration::from_millis(600),
+        ..fast_lab(2)
+    };
+    let lab = TestLab::start(config).await;
+    let (run, report) = lab.flush_json(&["--timeout", "3"]).await;
+    run.assert_code(2);
+    for server in lab.servers() {
+        let entry = lab.report_of(&report, server);
+        assert_error_contains(entry, "timeout", "no answer within 3 s");
+        assert_eq!(entry["attempts"], 1, "a mutated server is not retried");
+        let log = server.log.entries();
+        let reported: Vec<&str> = entry["actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["status"] == "recycled")
+            .map(|a| a["pool"].as_str().unwrap())
+            .collect();
+        assert!(!reported.is_empty(), "some pools were done: {entry:#}");
+        assert!(reported.len() < 5, "not all: {entry:#}");
+        for pool in &reported {
+            assert!(
+                log.iter()
+                    .any(|e| e.command_line == recycle_line(pool) && e.exit_code == Some(0)),
+                "{}: reported {pool} recycled, the lab disagrees: {log:#?}",
+                server.name
+            );
+        }
+        for pool in EXCHANGE_POOLS {
+            let n = log
+                .iter()
+                .filter(|e| e.command_line == recycle_line(pool))
+                .count();
+            assert!(n <= 1, "{}: {pool} sent {n} times", server.name);
+        }
+    }
+    assert_eq!(report["summary"]["timeout"], 2);
+}
+
+/// --parallel 1: one server at a time, each one's commands inside its turn.
+#[tokio::test(flavor = "multi_thread")]
+async fn parallel_one_handles_one_server_at_a_time() {
+    let lab = TestLab::start(fast_lab(3)).await;
+    let (run, report) = lab.flush_json(&["--parallel", "1"]).await;
+    run.assert_code(0);
+    lab.assert_others_recycled(&report, &[]);
+    let mut spans: Vec<_> = lab
+        .servers()
+        .iter()
+        .map(|s| {
+            let log = s.log.entries();
+            (
+                log.first().unwrap().at,
+                log.last().unwrap().at,
+                s.name.clone(),
+            )
+        })
+        .collect();
+    spans.sort();
+    for pair in spans.windows(2) {
+        assert!(
+            pair[1].0 > pair[0].1,
+            "{} started before {} had finished",
+            pair[1].2,
+            pair[0].2
+        );
+    }
+}
+
+/// A dead server delays nobody: the others finish in their own time.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dead_server_does_not_delay_the_others() {
+    let config = LabConfig {
+        faults: vec![fault("EX02", Fault::NeverAnswer)],
+        ..fast_lab(6)
+    };
+    let lab = TestLab::start(config).await;
+    // Fewer slots than servers: the dead one must not hold a slot the
+    // others wait for, beyond its own timeout.
+    let (run, report) = lab.flush_json(&["--timeout", "5", "--parallel", "3"]).await;
+    run.assert_code(2);
+    lab.assert_others_recycled(&report, &["EX02"]);
+    for server in lab.servers().iter().filter(|s| s.name != "EX02") {
+        let ms = lab.report_of(&report, server)["duration_ms"]
+            .as_u64()
+            .unwrap();
+        assert!(ms < 4000, "{} took {ms} ms", server.name);
+    }
+}
+
+/// Not on a terminal: one plain progress line per server on stderr for the
+/// human output, none with --quiet or JSON; stdout holds only the report.
+#[tokio::test(flavor = "multi_thread")]
+async fn progress_goes_to_stderr_one_line_per_server() {
+    let config = LabConfig {
+        faults: vec![fault("EX02", Fault::RejectCredentials)],
+        ..fast_lab(3)
+    };
+    let lab = TestLab::start(config).await;
+    let run = lab.flush(&[] as &[&str]).run().await;
+    run.assert_code(2);
+    let lines: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with('[')).collect();
+    assert_eq!(lines.len(), 3, "{}", run.stderr);
+    for server in lab.servers() {
+        let host = lab.host(server);
+        let line = lines
+            .iter()
+            .find(|l| l.contains(&host))
+            .unwrap_or_else(|| panic!("no progress line for {host}: {}", run.stderr));
+        let want = if server.name == "EX02" {
+            "failed"
+        } else {
+            "ok"
+        };
+        assert!(line.contains(&format!(": {want} (")), "{line}");
+    }
+    assert!(lines.iter().any(|l| l.starts_with("[3/3]")));
+    assert!(run.stdout.starts_with("SERVER"), "{}", run.stdout);
+
+    let quiet = lab.flush(&["--quiet"]).run().await;
+    quiet.assert_code(2);
+    assert!(quiet.stderr.trim().is_empty(), "{}", quiet.stderr);
+    assert_eq!(quiet.stdout.lines().count(), run.stdout.lines().count());
+
+    let (json, _) = lab.flush_json(&[]).await;
+    json.assert_code(2);
+    assert!(json.stderr.trim().is_empty(), "{}", json.stderr);
+}
+
+// ---------------------------------------------------- transport settings
+
+/// accept_invalid_certs works, and says loudly what it gives up.
+#[tokio::test(flavor = "multi_thread")]
+async fn accept_invalid_certs_warns() {
+    let lab = TestLab::start_with(fast_lab(1), LabTransport::HttpsBasic).await;
+    let text: String = std::fs::read_to_string(&lab.config)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with("ca_file"))
+        .map(|l| format!("{l}\n"))
+        .collect::<String>()
+        + "accept_invalid_certs = true\n";
+    std::fs::write(&lab.config, text).unwrap();
+    let (run, report) = lab.flush_json(&[]).await;
+    run.assert_code(0);
+    lab.assert_others_recycled(&report, &[]);
+    assert!(run.stderr.contains("WARNING"), "{}", run.stderr);
+    assert!(run.stderr.contains("NOT checked"), "{}", run.stderr);
+}
+
+/// Settings that would leak the password or cannot work are refused up front.
+#[tokio::test(flavor = "multi_thread")]
+async fn unsafe_or_unsupported_transport_settings_are_usage_errors() {
+    let lab = TestLab::start(fast_lab(1)).await;
+    for (args, says) in [
+        (&["--auth", "basic"][..], "clear text"),
+        (&["--auth", "kerberos"][..], "Kerberos"),
+        (&["--timeout", "0"][..], "--timeout"),
+        (&["--parallel", "0"][..], "--parallel"),
+    ] {
+        let run = lab.flush(args).run().await;
+        run.assert_code(1);
+        assert!(run.stderr.contains(says), "{args:?}: {}", run.stderr);
+    }
+    assert!(lab.all_commands().is_empty());
+}
