@@ -128,6 +128,27 @@ pub fn timestamp(at: SystemTime) -> String {
     humantime::format_rfc3339_millis(at).to_string()
 }
 
+/// Plain words for the failed actions of a server, if any.
+fn failed_actions(server: &ServerReport) -> Option<String> {
+    let failed: Vec<String> = server
+        .actions
+        .iter()
+        .filter(|a| a.status.is_failure())
+        .map(|a| {
+            let what = if a.pool == "*" {
+                "iisreset failed".to_string()
+            } else {
+                format!("not recycled: {}", a.pool)
+            };
+            match &a.message {
+                Some(message) => format!("{what}: {message}"),
+                None => what,
+            }
+        })
+        .collect();
+    (!failed.is_empty()).then(|| failed.join("; "))
+}
+
 /// Builds the [`RunReport`] from events.
 #[derive(Debug, Default)]
 pub struct ReportBuilder {
@@ -146,6 +167,9 @@ impl ReportBuilder {
             if !self.finished.contains(&server.host) {
                 server.status = ServerStatus::Interrupted;
                 server.error = Some("the run was interrupted before this server finished".into());
+            } else if !server.status.is_success() && server.error.is_none() {
+                // Not ok because of failed actions: say which (docs/report.md).
+                server.error = failed_actions(server);
             }
         }
         report.summarize();

@@ -320,6 +320,9 @@ async fn failing_recycle_is_partial_and_not_retried() {
     let ex03 = lab.server("EX03");
     let entry = lab.report_of(&report, ex03);
     assert_eq!(entry["status"], "partial", "{entry:#}");
+    // docs/report.md: `error` has plain words for anything not ok.
+    assert_error_contains(entry, "partial", OWA);
+    assert_error_contains(entry, "partial", "Access is denied");
     assert_eq!(report["summary"]["partial"], 1);
     assert_eq!(report["summary"]["pools_failed"], 1);
     let owa = action(entry, OWA);
