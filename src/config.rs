@@ -161,6 +161,11 @@ pub fn flush_plan(
                         })
                         .transpose()?;
                     let address = match port {
+                        // An IPv6 host needs brackets, or its port reads as
+                        // part of the address ("::1:5985" is an address).
+                        Some(p) if host.contains(':') && !host.starts_with('[') => {
+                            format!("[{host}]:{p}")
+                        }
                         Some(p) => format!("{host}:{p}"),
                         None => host.clone(),
                     };
@@ -408,6 +413,26 @@ mod tests {
                 .iter()
                 .any(|p| p.as_str() == "DefaultAppPool")
         );
+    }
+
+    #[test]
+    fn ipv6_host_with_a_port_keeps_both() {
+        let file = parse(
+            "servers = [{ host = \"::1\", port = 5985 }, { host = \"[fe80::1]\", port = 5986 }]\n\
+             [winrm]\nuser = 'LAB\\x'\n",
+        )
+        .unwrap();
+        let cli = <crate::cli::Cli as clap::Parser>::try_parse_from(["revoke", "flush"]).unwrap();
+        let crate::cli::Command::Flush(args) = cli.command else {
+            unreachable!()
+        };
+        let plan = flush_plan(&args, Some((PathBuf::from("/r.toml"), file))).unwrap();
+        let got: Vec<(&str, u16)> = plan
+            .targets
+            .iter()
+            .map(|t| (t.host.as_str(), t.port))
+            .collect();
+        assert_eq!(got, [("::1", 5985), ("fe80::1", 5986)]);
     }
 
     #[test]

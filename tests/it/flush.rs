@@ -1423,3 +1423,32 @@ async fn unsafe_or_unsupported_transport_settings_are_usage_errors() {
     }
     assert!(lab.all_commands().is_empty());
 }
+
+/// `{ host = "::1", port = N }`: an IPv6 host in the detailed server form.
+#[tokio::test(flavor = "multi_thread")]
+async fn ipv6_host_with_port_in_the_detailed_form() {
+    let config = LabConfig {
+        listen: "::1".parse().unwrap(),
+        ..fast_lab(2)
+    };
+    let lab = TestLab::start(config).await;
+    let entries: String = lab
+        .servers()
+        .iter()
+        .map(|s| {
+            format!(
+                "  {{ host = \"{}\", port = {} }},\n",
+                s.http_addr.ip(),
+                s.http_addr.port()
+            )
+        })
+        .collect();
+    std::fs::write(
+        &lab.config,
+        format!("servers = [\n{entries}]\n[winrm]\nuser = 'LAB\\revoke-admin'\n"),
+    )
+    .unwrap();
+    let (run, report) = lab.flush_json(&["--timeout", "10"]).await;
+    run.assert_code(0);
+    lab.assert_others_recycled(&report, &[]);
+}
