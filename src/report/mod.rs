@@ -37,6 +37,9 @@ pub struct RunReport {
     pub waves: Vec<Vec<String>>,
     pub servers: Vec<ServerReport>,
     pub summary: Summary,
+    /// Things worth a look that did not make a server fail, e.g. a pool
+    /// absent on every server (likely a misspelled `--pool`).
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -121,6 +124,32 @@ impl RunReport {
             }
         }
         self.summary = summary;
+        self.warnings = self.pools_absent_everywhere();
+    }
+
+    fn pools_absent_everywhere(&self) -> Vec<String> {
+        let mut pools: Vec<&str> = Vec::new();
+        for action in self.servers.iter().flat_map(|s| &s.actions) {
+            if action.pool != "*" && !pools.contains(&action.pool.as_str()) {
+                pools.push(&action.pool);
+            }
+        }
+        pools
+            .into_iter()
+            .filter(|pool| {
+                self.servers
+                    .iter()
+                    .flat_map(|s| &s.actions)
+                    .filter(|a| a.pool == *pool)
+                    .all(|a| a.status == ActionStatus::Absent)
+            })
+            .map(|pool| {
+                format!(
+                    "application pool {pool} exists on none of the servers that answered, \
+                     so nothing was recycled for it (misspelled --pool?)"
+                )
+            })
+            .collect()
     }
 }
 
@@ -229,6 +258,7 @@ impl Reporter for ReportBuilder {
                         })
                         .collect(),
                     summary: Summary::default(),
+                    warnings: Vec::new(),
                 });
             }
             Event::ActionFinished { server, action } => {

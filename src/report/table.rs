@@ -47,6 +47,9 @@ pub fn render(report: &RunReport) -> String {
                 .join("; ")
         );
     }
+    for warning in &report.warnings {
+        let _ = writeln!(out, "Warning: {warning}");
+    }
     let open = report.open_items();
     if !open.is_empty() {
         out.push_str("Still open:\n");
@@ -263,6 +266,13 @@ mod tests {
                             None,
                         ),
                         action(
+                            "MSExchangeMAPIFrontEndAppPool",
+                            ActionStatus::Recycled,
+                            &[5012],
+                            &[8816],
+                            None,
+                        ),
+                        action(
                             "MSExchangeOWAAppPool",
                             ActionStatus::Failed,
                             &[5008],
@@ -285,6 +295,7 @@ mod tests {
                 },
             ],
             summary: Summary::default(),
+            warnings: Vec::new(),
         };
         report.summarize();
         report
@@ -293,6 +304,27 @@ mod tests {
     #[test]
     fn table_for_a_mixed_run() {
         insta::assert_snapshot!(render(&scenario()));
+    }
+
+    #[test]
+    fn a_pool_absent_everywhere_is_a_warning() {
+        let mut report = scenario();
+        assert!(report.warnings.is_empty());
+        for server in &mut report.servers {
+            server.actions.push(action(
+                "MSExchangeOWAAppPol",
+                ActionStatus::Absent,
+                &[],
+                &[],
+                None,
+            ));
+        }
+        report.summarize();
+        assert_eq!(report.warnings.len(), 1);
+        assert!(
+            render(&report)
+                .contains("Warning: application pool MSExchangeOWAAppPol exists on none")
+        );
     }
 
     #[test]

@@ -366,6 +366,8 @@ async fn absent_pool_is_a_warning() {
     assert_eq!(action(entry, OWA)["status"], "absent");
     assert_eq!(report["summary"]["pools_absent"], 1);
     assert_eq!(report["summary"]["ok"], 4);
+    // Present elsewhere: not a misspelling, so no report-wide warning.
+    assert_eq!(report["warnings"], serde_json::json!([]));
     for pool in EXCHANGE_POOLS.iter().filter(|p| **p != OWA) {
         assert_eq!(action(entry, pool)["status"], "recycled");
     }
@@ -517,9 +519,13 @@ fn check_schema(report: &Value) {
             "waves",
             "servers",
             "summary",
+            "warnings",
         ],
     );
     assert_eq!(report["schema_version"], 1);
+    for warning in report["warnings"].as_array().expect("warnings is an array") {
+        assert!(warning.is_string(), "warning not a string: {warning}");
+    }
     let run_id = report["run_id"].as_str().expect("run_id string");
     uuid::Uuid::parse_str(run_id).expect("run_id is a UUID");
     assert_eq!(report["action"], "flush");
@@ -1169,6 +1175,37 @@ async fn a_pool_named_twice_in_any_case_is_recycled_once() {
         .filter(|c| c.contains(" recycle "))
         .collect();
     assert_eq!(recycles.len(), 1, "{recycles:#?}");
+}
+
+/// A misspelled --pool exists nowhere: each server only says "absent", so
+/// the report says plainly that nothing was recycled for it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_misspelled_pool_is_named_in_a_warning() {
+    let lab = TestLab::start(fast_lab(2)).await;
+    let (run, report) = lab
+        .flush_json(&["--pool", "MSExchangeOWAAppPol", "--pool", OWA])
+        .await;
+    run.assert_code(0);
+    let warnings = report["warnings"].as_array().expect("warnings");
+    assert_eq!(warnings.len(), 1, "{warnings:#?}");
+    assert!(
+        warnings[0]
+            .as_str()
+            .unwrap()
+            .contains("MSExchangeOWAAppPol exists on none of the servers"),
+        "{warnings:#?}"
+    );
+    let table = lab
+        .flush(&["--pool", "MSExchangeOWAAppPol", "--pool", OWA])
+        .run()
+        .await;
+    assert!(
+        table
+            .stdout
+            .contains("Warning: application pool MSExchangeOWAAppPol"),
+        "{}",
+        table.stdout
+    );
 }
 
 /// A server whose iisreset outlasts its timeout may still be down: the next
