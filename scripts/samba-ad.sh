@@ -228,12 +228,15 @@ join_dc2() {
     mapfile -t opts < <(dc_options 2)
     mkdir -p "$t/run" "$t/log"
     PASSWD=$ADMIN_PW samba-tool domain join "$DNS_DOMAIN" DC --server=127.0.0.1 \
-        --targetdir="$t" --dns-backend=NONE -U Administrator \
+        --targetdir="$t" --dns-backend=NONE -U Administrator --use-kerberos=off \
         "--option=netbios name=DC2" "${opts[@]}" >"$t/log/join.log" 2>&1 </dev/null ||
         { tail -n 30 "$t/log/join.log" >&2; die "join of dc2 failed"; }
 }
 
 # ---------------------------------------------------------------- LDAP helpers
+
+# samba-tool calls use NTLM (--use-kerberos=off): with Kerberos allowed each
+# call first spends ~5 s on failing KDC/DNS lookups (no DNS here).
 
 # ldapmodify/ldapadd as Administrator over LDAPS against DC n; LDIF on stdin.
 # The password comes from a 0600 file (-y), never from the command line.
@@ -312,7 +315,7 @@ seed() {
     sddl+="(OA;CIIO;WP;bf967a68-0de6-11d0-a285-00aa003049e2;$user_class;$sid)" # userAccountControl
     sddl+="(OA;CIIO;WP;bf967a0a-0de6-11d0-a285-00aa003049e2;$user_class;$sid)" # pwdLastSet
     sddl+="(OA;CIIO;WP;28630ebf-41d5-11d1-a9c1-0000f80367c1;$user_class;$sid)" # lockoutTime
-    PASSWD=$ADMIN_PW samba-tool dsacl set -H ldap://127.0.0.1 -U Administrator \
+    PASSWD=$ADMIN_PW samba-tool dsacl set -H ldap://127.0.0.1 -U Administrator --use-kerberos=off \
         --objectdn="$staff" --sddl="$sddl" >"$DIR/seed/dsacl.log" 2>&1 </dev/null ||
         { tail -n 20 "$DIR/seed/dsacl.log" >&2; die "dsacl set on OU=Staff failed"; }
 
@@ -330,7 +333,9 @@ seed() {
 
 exchange_schema() {
     # Test-only OIDs under 1.3.6.1.4.1.99999 (not Microsoft's). networkAddress
-    # and serialNumber are already in Samba's AD schema; reuse them.
+    # and serialNumber are already in Samba's AD schema; reuse them. The
+    # class needs a defaultSecurityDescriptor granting Authenticated Users
+    # read (as server's does): without one only admins see the objects.
     local have
     have=$(ldap_search_admin 1 -b "$SCHEMA_DN" '(lDAPDisplayName=networkAddress)' lDAPDisplayName | grep -c '^lDAPDisplayName' || true)
     [ "$have" = 1 ] || die "networkAddress missing from the schema"
@@ -367,6 +372,7 @@ mayContain: serialNumber
 defaultObjectCategory: CN=ms-Exch-Exchange-Server,$SCHEMA_DN
 defaultHidingValue: TRUE
 systemOnly: FALSE
+defaultSecurityDescriptor: D:(A;;RPWPCRCCDCLCLORCWOWDSDDTSW;;;DA)(A;;RPWPCRCCDCLCLORCWOWDSDDTSW;;;SY)(A;;RPLCLORC;;;AU)
 
 EOF
     } >"$DIR/seed/schema.ldif"
@@ -428,7 +434,7 @@ replicate_to_dc2() {
     local nc
     for nc in "$CONFIG_DN" "$BASE_DN"; do
         PASSWD=$ADMIN_PW samba-tool drs replicate dc2 dc1 "$nc" --local \
-            -s "$DIR/dc2/etc/smb.conf" -U Administrator >>"$DIR/seed/replicate.log" 2>&1 </dev/null ||
+            -s "$DIR/dc2/etc/smb.conf" -U Administrator --use-kerberos=off >>"$DIR/seed/replicate.log" 2>&1 </dev/null ||
             { tail -n 20 "$DIR/seed/replicate.log" >&2; die "replicating $nc to dc2 failed"; }
     done
 }
