@@ -18,7 +18,7 @@ DOMAIN=LAB
 BASE_DN=DC=lab,DC=example,DC=test
 CONFIG_DN=CN=Configuration,$BASE_DN
 SCHEMA_DN=CN=Schema,$CONFIG_DN
-PACKAGES=(samba samba-ad-dc samba-ad-provision samba-dsdb-modules winbind krb5-user ldap-utils ldb-tools)
+PACKAGES=(samba samba-ad-dc samba-ad-provision samba-dsdb-modules winbind krb5-user ldap-utils ldb-tools iproute2 openssl)
 HOSTS_MARK="# samba-ad.sh test domain"
 WAIT_SECONDS=${SAMBA_AD_WAIT_SECONDS:-120}
 
@@ -96,6 +96,16 @@ ensure_network() {
             printf '127.0.0.%s\tdc%s.%s dc%s %s\n' "$n" "$n" "$DNS_DOMAIN" "$n" "$HOSTS_MARK" >>/etc/hosts
         fi
     done
+}
+
+# Both DCs use the fixed addresses 127.0.0.1 and 127.0.0.2, so one domain
+# runs per machine. If something already listens on their LDAP ports, a new
+# DC could not bind and wait_ldaps might even reach the other one: fail now.
+check_ports_free() {
+    local busy
+    busy=$(ss -Htln 2>/dev/null | awk '{print $4}' |
+        grep -E '^(127\.0\.0\.[12]|0\.0\.0\.0|\*|\[::\]):(88|389|445|636|3268|3269)$' || true)
+    [ -z "$busy" ] || die "already listening: $(echo $busy) (another samba-ad.sh domain? run '$0 down' on its DIR)"
 }
 
 # ---------------------------------------------------------------- secrets
@@ -497,6 +507,7 @@ cmd_up() {
         install_packages
         ensure_network
         local n
+        dc_running 1 || dc_running 2 || check_ports_free
         for n in 1 2; do dc_running "$n" || start_dc "$n"; done
         for n in 1 2; do wait_ldaps "$n"; done
         update_env_pids
@@ -506,6 +517,7 @@ cmd_up() {
     if [ -d "$DIR" ] && [ -n "$(ls -A "$DIR" 2>/dev/null)" ]; then
         die "$DIR is not empty and holds no complete domain (a failed up?): run '$0 down $DIR' and remove it"
     fi
+    check_ports_free
     mkdir -p "$DIR/secrets" "$DIR/seed"
     chmod 700 "$DIR" "$DIR/secrets"
 
