@@ -5,6 +5,11 @@
 #   scripts/samba-ad.sh up DIR     install packages if missing, create (or
 #                                  restart) the domain under DIR, write DIR/env
 #   scripts/samba-ad.sh down DIR   stop both DCs (safe to repeat)
+#   scripts/samba-ad.sh sync DIR [DN]
+#                                  pull DC1's changes into DC2 now: the
+#                                  configuration and domain NCs, or one object
+#   scripts/samba-ad.sh autorepl DIR on|off
+#                                  let DC2 replicate from DC1 by itself (or not)
 #
 # Needs root. Everything lives under DIR; outside it the script only installs
 # Debian packages, adds 127.0.0.2 to lo and two marked lines to /etc/hosts.
@@ -28,7 +33,7 @@ now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 
 usage() {
-    echo "usage: $0 up|down DIR" >&2
+    echo "usage: $0 up|down DIR | sync DIR [DN] | autorepl DIR on|off" >&2
     exit 2
 }
 
@@ -268,8 +273,11 @@ unicode_pwd() { # password -> base64 of "password" in UTF-16LE
     printf '"%s"' "$1" | iconv -f UTF-8 -t UTF-16LE | base64 -w0
 }
 
+# ldb tools wrap long LDIF lines at 78 columns; join the continuations.
+ldif_unwrap() { awk '/^ / { l = l substr($0, 2); next } { if (NR > 1) print l; l = $0 } END { print l }'; }
+
 sid_of() { # DN -> objectSid as S-1-5-...; ldb tools print SIDs as strings
-    ldbsearch -H "$DIR/dc1/private/sam.ldb" -b "$1" -s base objectSid 2>/dev/null |
+    ldbsearch -H "$DIR/dc1/private/sam.ldb" -b "$1" -s base objectSid 2>/dev/null | ldif_unwrap |
         sed -n 's/^objectSid: //p'
 }
 
@@ -595,6 +603,78 @@ stop_pid() { # pid what
     kill -KILL "$pid" 2>/dev/null || true
 }
 
+load_env() {
+    [ -f "$DIR/.complete" ] && [ -f "$DIR/env" ] || die "$DIR holds no domain made by '$0 up'"
+    ADMIN_PW=$(sed -n 's/^SAMBA_ADMIN_PASSWORD=//p' "$DIR/env")
+    dc_running 1 && dc_running 2 || die "the DCs of $DIR are not running ('$0 up $DIR' restarts them)"
+}
+
+# DC2 pulls from DC1 on demand: 'drs replicate --local' opens DC2's database
+# directly and fetches DC1's changes over DRSUAPI (no name resolution of
+# DC1's GUID needed). With a DN: only that object (--single-object).
+cmd_sync() { # [DN]
+    load_env
+    local t
+    t=$(now)
+    if [ -n "$1" ]; then
+        PASSWD=$ADMIN_PW samba-tool drs replicate dc2 dc1 "$1" --local --single-object \
+            -s "$DIR/dc2/etc/smb.conf" -U Administrator --use-kerberos=off >"$TMPLOG" 2>&1 </dev/null ||
+            { cat "$TMPLOG" >&2; die "replicating $1 to dc2 failed"; }
+    else
+        : >"$TMPLOG"
+        local nc
+        for nc in "$CONFIG_DN" "$BASE_DN"; do
+            PASSWD=$ADMIN_PW samba-tool drs replicate dc2 dc1 "$nc" --local \
+                -s "$DIR/dc2/etc/smb.conf" -U Administrator --use-kerberos=off >>"$TMPLOG" 2>&1 </dev/null ||
+                { cat "$TMPLOG" >&2; die "replicating $nc to dc2 failed"; }
+        done
+    fi
+    log "dc2 pulled from dc1 in $(elapsed "$t")s: $(grep -E 'replication of' "$TMPLOG" | tr '\n' ' ')"
+}
+
+# DC2 cannot replicate by itself because it resolves DC1 as
+# <DC1 DSA objectGUID>._msdcs.<domain> and there is no DNS. An /etc/hosts
+# line for that name is enough: DC1 notifies DC2 of each change and DC2
+# pulls it within a second. 'off' removes the line and the lag is back.
+cmd_autorepl() { # on|off
+    load_env
+    local guid mark
+    guid=$(dc1_guid)
+    [ -n "$guid" ] || die "cannot read DC1's DSA objectGUID"
+    mark="# samba-ad.sh autorepl"
+    case "$1" in
+    on)
+        grep -q "^127\.0\.0\.1[[:space:]]$guid\._msdcs\." /etc/hosts ||
+            printf '127.0.0.1\t%s._msdcs.%s %s\n' "$guid" "$DNS_DOMAIN" "$mark" >>/etc/hosts
+        log "automatic replication dc1 -> dc2 on (DC1 is $guid._msdcs.$DNS_DOMAIN)"
+        ;;
+    off)
+        remove_hosts_lines "$guid._msdcs"
+        log "automatic replication dc1 -> dc2 off"
+        ;;
+    *) usage ;;
+    esac
+}
+
+dc1_guid() { # DC1's DSA objectGUID, read from its database file ("" if none)
+    local db=$DIR/dc1/private/sam.ldb dsa
+    [ -f "$db" ] || return 0
+    dsa=$(ldbsearch -H "$db" -b '' -s base dsServiceName 2>/dev/null | ldif_unwrap |
+        sed -n 's/^dsServiceName: //p') || true
+    [ -n "$dsa" ] || return 0
+    ldbsearch -H "$db" -b "$dsa" -s base objectGUID 2>/dev/null | ldif_unwrap |
+        sed -n 's/^objectGUID: //p' || true
+}
+
+remove_hosts_lines() { # drop /etc/hosts lines containing this fixed string
+    local tmp
+    tmp=$(mktemp)
+    grep -vF -e "$1" /etc/hosts >"$tmp" || true
+    # /etc/hosts may be a bind mount: rewrite in place, do not replace it.
+    if ! cmp -s "$tmp" /etc/hosts; then cat "$tmp" >/etc/hosts; fi
+    rm -f "$tmp"
+}
+
 cmd_down() {
     local n pid f comm stopped=0
     for n in 1 2; do
@@ -616,9 +696,12 @@ cmd_down() {
         done
     done
     [ $stopped = 1 ] || log "no DC of $DIR was running"
+    local guid
+    guid=$(dc1_guid)
+    [ -z "$guid" ] || remove_hosts_lines "$guid._msdcs"
 }
 
-[ $# -eq 2 ] || usage
+[ $# -ge 2 ] || usage
 case "$2" in
 /*) DIR=$2 ;;
 *) DIR=$PWD/$2 ;;
@@ -627,7 +710,9 @@ DIR=${DIR%/}
 TMPLOG=$(mktemp)
 trap 'rm -f "$TMPLOG"' EXIT
 case "$1" in
-up) cmd_up ;;
-down) cmd_down ;;
+up) [ $# -eq 2 ] || usage; cmd_up ;;
+down) [ $# -eq 2 ] || usage; cmd_down ;;
+sync) [ $# -le 3 ] || usage; cmd_sync "${3:-}" ;;
+autorepl) [ $# -eq 3 ] || usage; cmd_autorepl "$3" ;;
 *) usage ;;
 esac
