@@ -27,6 +27,12 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Disable accounts in AD, wait until every DC has it, then flush every Exchange server.
+    Disable(DisableArgs),
+    /// Reset a password in AD (twice, so the old one dies), wait for every DC, then flush.
+    Reset(ResetArgs),
+    /// List the Exchange servers found in AD (--check: probe WinRM on each).
+    Servers(ServersArgs),
     /// Recycle the Exchange application pools (or iisreset) on every server.
     Flush(FlushArgs),
     /// Run a simulated Exchange estate on loopback until Ctrl-C.
@@ -39,6 +45,87 @@ pub enum Command {
 pub enum OutputFormat {
     Human,
     Json,
+}
+
+/// Where the directory is and how revoke treats it (override `[directory]`).
+#[derive(Debug, Args, Default)]
+pub struct DirectoryArgs {
+    /// A domain controller to start from: ldaps://HOST[:PORT], or ldap://HOST[:PORT] with --starttls.
+    #[arg(long, value_name = "URL")]
+    pub directory: Option<String>,
+    /// Upgrade an ldap:// connection with StartTLS before binding.
+    #[arg(long)]
+    pub starttls: bool,
+    /// CA certificate(s) in PEM that sign the domain controllers' certificates.
+    #[arg(long, value_name = "FILE")]
+    pub directory_ca_file: Option<PathBuf>,
+    /// The operator's account for the LDAP bind (UPN) [default: [directory] bind_user].
+    #[arg(long, value_name = "UPN")]
+    pub bind_user: Option<String>,
+}
+
+/// How the account change is made and confirmed.
+#[derive(Debug, Args)]
+pub struct ChangeArgs {
+    #[command(flatten)]
+    pub directory: DirectoryArgs,
+    /// Give up waiting for the domain controllers after this many seconds [default: 60].
+    #[arg(long, value_name = "SECS")]
+    pub replication_timeout: Option<u64>,
+    /// Do not wait until every domain controller has the change before flushing.
+    #[arg(long)]
+    pub no_wait_replication: bool,
+    /// Allow accounts with adminCount=1 or in privileged groups.
+    #[arg(long)]
+    pub allow_privileged: bool,
+    /// Do not ask for confirmation (needed when there is no terminal to ask on).
+    #[arg(long, short)]
+    pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DisableArgs {
+    /// The accounts: sAMAccountName, DOMAIN\name, UPN, mail address or DN.
+    #[arg(required = true, value_name = "USER")]
+    pub users: Vec<String>,
+    #[command(flatten)]
+    pub change: ChangeArgs,
+    #[command(flatten)]
+    pub flush: FlushArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ResetArgs {
+    /// The account: sAMAccountName, DOMAIN\name, UPN, mail address or DN.
+    #[arg(value_name = "USER")]
+    pub account: String,
+    /// Generate the new password (the default): 28 characters from the OS's CSPRNG.
+    #[arg(long, conflicts_with = "new_password_stdin")]
+    pub generate: bool,
+    /// Read the new password from stdin (after the operator's, if --password-stdin is given too).
+    #[arg(long)]
+    pub new_password_stdin: bool,
+    /// The user must change the password at next logon (pwdLastSet = 0).
+    #[arg(long)]
+    pub must_change: bool,
+    /// Write the new password to this file (created, mode 0600; must not exist).
+    #[arg(long, value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub change: ChangeArgs,
+    #[command(flatten)]
+    pub flush: FlushArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ServersArgs {
+    /// Connect to each server over WinRM and authenticate (runs `hostname`).
+    #[arg(long)]
+    pub check: bool,
+    #[command(flatten)]
+    pub directory: DirectoryArgs,
+    #[command(flatten)]
+    pub flush: FlushArgs,
 }
 
 #[derive(Debug, Args)]
@@ -178,4 +265,13 @@ pub struct DemoArgs {
     /// No progress display.
     #[arg(long, short)]
     pub quiet: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
 }

@@ -7,9 +7,12 @@ use std::time::Duration;
 use serde::Deserialize;
 use thiserror::Error;
 
-use crate::cli::FlushArgs;
+use crate::cli::{ChangeArgs, DirectoryArgs, FlushArgs};
+use crate::directory::change::Change;
+use crate::directory::{DirectoryError, DirectorySettings};
 use crate::iis::{ExchangeVersion, PoolName};
 use crate::plan::{FlushPlan, Method, PoolSelection, Target};
+use crate::revocation::RevocationPlan;
 use crate::winrm::{Auth, ClientSettings, Password, Scheme};
 
 #[derive(Debug, Error)]
@@ -38,6 +41,26 @@ pub struct ConfigFile {
     pub winrm: WinrmSection,
     #[serde(default)]
     pub flush: FlushSection,
+    #[serde(default)]
+    pub directory: DirectorySection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirectorySection {
+    /// ldaps://HOST[:PORT], or ldap://HOST[:PORT] with starttls.
+    pub url: Option<String>,
+    pub starttls: Option<bool>,
+    pub ca_file: Option<PathBuf>,
+    pub bind_user: Option<String>,
+    /// Plain LDAP, no TLS: the password crosses the network in clear text.
+    pub insecure_plain_ldap: Option<bool>,
+    /// Writable DCs to check after a change (host names) [default: from AD].
+    pub domain_controllers: Option<Vec<String>>,
+    /// Seconds to wait for every DC to have the change.
+    pub replication_timeout: Option<u64>,
+    /// Seconds for connecting and for each LDAP operation.
+    pub operation_timeout: Option<u64>,
 }
 
 /// `"host"`, `"host:port"`, or `{ host = "...", port = 5985, version = "14.3" }`.
@@ -82,6 +105,8 @@ pub struct FlushSection {
 pub const DEFAULT_PARALLEL: usize = 32;
 pub const DEFAULT_TIMEOUT_SECS: u64 = 120;
 pub const DEFAULT_RETRIES: u32 = 2;
+pub const DEFAULT_REPLICATION_TIMEOUT_SECS: u64 = 60;
+const DEFAULT_LDAP_TIMEOUT_SECS: u64 = 15;
 const DEFAULT_CONNECT_TIMEOUT_SECS: u64 = 10;
 const DEFAULT_OPERATION_TIMEOUT_SECS: u64 = 20;
 
@@ -120,14 +145,10 @@ pub fn parse(text: &str) -> Result<ConfigFile, String> {
 
 /// Flags over file over defaults. The password is filled in later, once
 /// everything else is known to be valid.
-pub fn flush_plan(
-    args: &FlushArgs,
-    file: Option<(PathBuf, ConfigFile)>,
-) -> Result<FlushPlan, ConfigError> {
-    let (base_dir, file) = match file {
-        Some((path, file)) => (path.parent().map(Path::to_path_buf), file),
-        None => (None, ConfigFile::default()),
-    };
+/// `targets` may come out empty: the caller then discovers the servers in
+/// AD, or refuses with [`no_servers`].
+pub fn flush_plan(args: &FlushArgs, loaded: &Loaded) -> Result<FlushPlan, ConfigError> {
+    let (base_dir, file) = (&loaded.dir, &loaded.file);
     let winrm = &file.winrm;
     let scheme = args.scheme.or(winrm.scheme).unwrap_or(Scheme::Http);
     let default_port = args.port.or(winrm.port).unwrap_or(scheme.default_port());
@@ -174,11 +195,6 @@ pub fn flush_plan(
             })
             .collect::<Result<Vec<_>, _>>()?,
     };
-    if targets.is_empty() {
-        return Err(invalid(
-            "no servers to flush: give --servers HOST[,HOST...] or list them in the config file (servers = [\"ex01.corp.example.com\"])",
-        ));
-    }
     let targets = dedupe(targets);
 
     let pools = if !args.pools.is_empty() {
@@ -214,13 +230,10 @@ pub fn flush_plan(
         .ok_or_else(|| {
             invalid("no WinRM user: give --user DOMAIN\\user or set user in the [winrm] section of the config file")
         })?;
-    let ca_file = args.ca_file.clone().or_else(|| {
-        winrm.ca_file.as_ref().map(|p| match &base_dir {
-            // Relative to the config file, not to wherever revoke was started.
-            Some(dir) if p.is_relative() => dir.join(p),
-            _ => p.clone(),
-        })
-    });
+    let ca_file = args
+        .ca_file
+        .clone()
+        .or_else(|| winrm.ca_file.as_ref().map(|p| relative_to(base_dir, p)));
     let connection = ClientSettings {
         scheme,
         auth: args.auth.or(winrm.auth).unwrap_or(Auth::Negotiate),
@@ -260,6 +273,148 @@ pub fn flush_plan(
         dry_run: args.dry_run,
         connection,
     })
+}
+
+/// A config file as loaded, or the empty one.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    /// The file's directory: relative paths in it are relative to it.
+    pub dir: Option<PathBuf>,
+    pub file: ConfigFile,
+}
+
+impl Loaded {
+    pub fn from(loaded: Option<(PathBuf, ConfigFile)>) -> Self {
+        match loaded {
+            Some((path, file)) => Loaded {
+                dir: path.parent().map(Path::to_path_buf),
+                file,
+            },
+            None => Loaded::default(),
+        }
+    }
+}
+
+/// Relative to the config file, not to wherever revoke was started.
+fn relative_to(base_dir: &Option<PathBuf>, path: &Path) -> PathBuf {
+    match base_dir {
+        Some(dir) if path.is_relative() => dir.join(path),
+        _ => path.to_path_buf(),
+    }
+}
+
+/// The error for a run that has no server to flush and no way to find one.
+pub fn no_servers() -> ConfigError {
+    invalid(
+        "no servers to flush: give --servers HOST[,HOST...], list them in the config file \
+         (servers = [\"ex01.corp.example.com\"]), or configure [directory] so revoke finds them in AD",
+    )
+}
+
+/// The directory settings, if a directory is configured (flag or file).
+/// The password is filled in later.
+pub fn directory_settings(
+    args: &DirectoryArgs,
+    loaded: &Loaded,
+) -> Result<Option<DirectorySettings>, ConfigError> {
+    let section = &loaded.file.directory;
+    let Some(url) = args.directory.clone().or_else(|| section.url.clone()) else {
+        return Ok(None);
+    };
+    let starttls = args.starttls || section.starttls.unwrap_or(false);
+    let plain = section.insecure_plain_ldap.unwrap_or(false);
+    let (host, port, security) =
+        DirectorySettings::parse_url(&url, starttls, plain).map_err(|e| match e {
+            DirectoryError::Settings(m) => invalid(m),
+            other => invalid(other.to_string()),
+        })?;
+    let bind_user = args
+        .bind_user
+        .clone()
+        .or_else(|| section.bind_user.clone())
+        .filter(|u| !u.trim().is_empty())
+        .ok_or_else(|| {
+            invalid("no directory bind user: give --bind-user user@corp.example.com or set bind_user in [directory]")
+        })?;
+    let domain_controllers = match &section.domain_controllers {
+        Some(list)
+            if list
+                .iter()
+                .any(|h| h.trim().is_empty() || h.contains(['/', ' '])) =>
+        {
+            return Err(invalid(
+                "[directory] domain_controllers must be host names, e.g. [\"dc1.corp.example.com\"]",
+            ));
+        }
+        Some(list) if list.is_empty() => None,
+        other => other.clone(),
+    };
+    Ok(Some(DirectorySettings {
+        host,
+        port,
+        security,
+        ca_file: args.directory_ca_file.clone().or_else(|| {
+            section
+                .ca_file
+                .as_ref()
+                .map(|p| relative_to(&loaded.dir, p))
+        }),
+        bind_user,
+        password: Password::new(String::new()),
+        domain_controllers,
+        operation_timeout: Duration::from_secs(
+            section
+                .operation_timeout
+                .unwrap_or(DEFAULT_LDAP_TIMEOUT_SECS)
+                .max(1),
+        ),
+    }))
+}
+
+/// A `disable` / `reset` run: the directory is required; servers may be
+/// left to discovery. Passwords are filled in later.
+pub fn revocation_plan(
+    change: Change,
+    users: Vec<String>,
+    change_args: &ChangeArgs,
+    flush_args: &FlushArgs,
+    loaded: &Loaded,
+) -> Result<RevocationPlan, ConfigError> {
+    let directory = directory_settings(&change_args.directory, loaded)?.ok_or_else(|| {
+        invalid(
+            "no directory to change the account in: give --directory ldaps://dc1.corp.example.com \
+             or set url in the [directory] section of the config file",
+        )
+    })?;
+    let replication_timeout = if change_args.no_wait_replication {
+        None
+    } else {
+        Some(replication_timeout(
+            change_args.replication_timeout,
+            loaded,
+        )?)
+    };
+    Ok(RevocationPlan {
+        change,
+        users,
+        directory,
+        replication_timeout,
+        allow_privileged: change_args.allow_privileged,
+        flush: flush_plan(flush_args, loaded)?,
+    })
+}
+
+/// `--replication-timeout` over `[directory] replication_timeout` over 60 s.
+pub fn replication_timeout(flag: Option<u64>, loaded: &Loaded) -> Result<Duration, ConfigError> {
+    let secs = flag
+        .or(loaded.file.directory.replication_timeout)
+        .unwrap_or(DEFAULT_REPLICATION_TIMEOUT_SECS);
+    if secs == 0 {
+        return Err(invalid(
+            "--replication-timeout must be at least 1 second (use --no-wait-replication to skip the wait)",
+        ));
+    }
+    Ok(Duration::from_secs(secs))
 }
 
 fn parse_pools(names: &[String]) -> Result<Vec<PoolName>, ConfigError> {
@@ -398,11 +553,8 @@ mod tests {
         let crate::cli::Command::Flush(args) = args.command else {
             unreachable!()
         };
-        let plan = flush_plan(
-            &args,
-            Some((PathBuf::from("/etc/revoke/revoke.toml"), file)),
-        )
-        .unwrap();
+        let loaded = Loaded::from(Some((PathBuf::from("/etc/revoke/revoke.toml"), file)));
+        let plan = flush_plan(&args, &loaded).unwrap();
         assert_eq!(plan.targets[1].port, 5986);
         // Exchange 2010 gets DefaultAppPool as well.
         let legacy = plan.pools_for(&plan.targets[2]);
@@ -426,7 +578,8 @@ mod tests {
         let crate::cli::Command::Flush(args) = cli.command else {
             unreachable!()
         };
-        let plan = flush_plan(&args, Some((PathBuf::from("/r.toml"), file))).unwrap();
+        let loaded = Loaded::from(Some((PathBuf::from("/r.toml"), file)));
+        let plan = flush_plan(&args, &loaded).unwrap();
         let got: Vec<(&str, u16)> = plan
             .targets
             .iter()

@@ -4,6 +4,7 @@
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
+use tokio::sync::mpsc;
 
 use crate::plan::Method;
 
@@ -35,6 +36,28 @@ pub enum Event {
     },
     RunFinished {
         finished_at: SystemTime,
+    },
+    /// `disable` / `reset`: the directory phase begins (before any flush).
+    DirectoryStarted {
+        run_id: String,
+        change: String,
+        dry_run: bool,
+        users: Vec<String>,
+        started_at: SystemTime,
+    },
+    /// What the directory phase is doing now, in words.
+    DirectoryStep {
+        what: String,
+    },
+    UserFinished {
+        user: UserOutcome,
+    },
+    DomainControllerFinished {
+        dc: DcOutcome,
+    },
+    /// The flush did not run, and why.
+    FlushSkipped {
+        reason: String,
     },
 }
 
@@ -129,6 +152,72 @@ impl std::fmt::Display for ServerStatus {
     }
 }
 
+/// What happened to one account in the directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UserOutcome {
+    /// As the operator typed it.
+    pub input: String,
+    pub dn: String,
+    pub sam_account_name: String,
+    pub user_principal_name: Option<String>,
+    pub display_name: Option<String>,
+    pub status: UserStatus,
+    pub user_account_control_before: u32,
+    pub user_account_control_after: u32,
+    pub flags_before: Vec<String>,
+    pub flags_after: Vec<String>,
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UserStatus {
+    Disabled,
+    /// It was disabled already; nothing was written, the flush still runs.
+    AlreadyDisabled,
+    /// The password was rotated twice; the previous one no longer works.
+    Reset,
+    /// Dry run: what would be written.
+    Planned,
+    Failed,
+}
+
+/// Whether one writable DC has the change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DcOutcome {
+    pub host: String,
+    pub status: DcStatus,
+    /// From the end of the write until this DC was seen with the change.
+    pub elapsed_ms: u64,
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DcStatus {
+    /// The change was written here first.
+    Written,
+    /// It arrived by replication (by itself or after revoke asked for it).
+    Replicated,
+    /// It did not arrive in time, so revoke wrote the same change here.
+    DirectWrite,
+    /// This DC may still let the user in.
+    NotConverged,
+    /// Not checked: --no-wait-replication.
+    Unchecked,
+    /// Dry run: the DC's current view.
+    Planned,
+}
+
+impl DcStatus {
+    pub fn is_converged(self) -> bool {
+        matches!(
+            self,
+            DcStatus::Written | DcStatus::Replicated | DcStatus::DirectWrite | DcStatus::Planned
+        )
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerOutcome {
     pub status: ServerStatus,
@@ -138,4 +227,20 @@ pub struct ServerOutcome {
     /// What the server calls itself (`hostname`), once known.
     pub computer: Option<String>,
     pub attempts: u32,
+}
+
+/// Where the core sends its events. Cheap to clone.
+#[derive(Clone)]
+pub struct EventSink(mpsc::UnboundedSender<Event>);
+
+impl EventSink {
+    pub fn channel() -> (Self, mpsc::UnboundedReceiver<Event>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (Self(tx), rx)
+    }
+
+    pub fn emit(&self, event: Event) {
+        // A consumer that went away (interrupted run) is not the core's problem.
+        let _ = self.0.send(event);
+    }
 }

@@ -8,3 +8,5 @@ pub const NOTHING_ATTEMPTED: u8 = 1;
 pub const SOME_NOT_OK: u8 = 2;
 /// Interrupted (Ctrl-C); the report says what finished.
 pub const INTERRUPTED: u8 = 130;
+/// A guard refused an account (protected, privileged, or the operator's own): nothing was changed.
+pub const REFUSED: u8 = 3;

@@ -19,8 +19,10 @@
 
 pub mod cli;
 pub mod config;
+pub mod confirm;
 pub mod credentials;
 pub mod demo;
+pub mod directory;
 pub mod events;
 pub mod exchange;
 pub mod exit;
@@ -29,5 +31,7 @@ pub mod lab;
 pub mod orchestrate;
 pub mod plan;
 pub mod report;
+pub mod revocation;
 pub mod run;
+pub mod tls;
 pub mod winrm;

@@ -4,8 +4,14 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use revoke::cli::{Cli, Command, FlushArgs};
-use revoke::{config, credentials, exit, run};
+use revoke::cli::{Cli, Command, DirectoryArgs, DisableArgs, FlushArgs, ResetArgs, ServersArgs};
+use revoke::config::{self, Loaded};
+use revoke::credentials::{self, PasswordFile};
+use revoke::directory::change::Change;
+use revoke::directory::password;
+use revoke::events::UserStatus;
+use revoke::run::{self, Ended};
+use revoke::{exit, revocation};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -13,6 +19,9 @@ fn main() -> ExitCode {
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     let result = runtime.block_on(async {
         match cli.command {
+            Command::Disable(args) => disable(args).await,
+            Command::Reset(args) => reset(args).await,
+            Command::Servers(args) => servers(args).await,
             Command::Flush(args) => flush(args).await,
             Command::Lab(args) => revoke::lab::command::run(args).await,
             Command::Demo(args) => revoke::demo::run(args).await,
@@ -29,17 +38,134 @@ fn main() -> ExitCode {
 
 async fn flush(args: FlushArgs) -> anyhow::Result<u8> {
     // Plan: everything checkable is checked before asking for a password.
-    let file = config::load(args.config.as_deref())?;
-    let mut plan = config::flush_plan(&args, file)?;
-    plan.connection.password = credentials::password(&plan.connection.user, args.password_stdin)?;
-    if plan.connection.accept_invalid_certs {
+    let loaded = Loaded::from(config::load(args.config.as_deref())?);
+    let mut plan = config::flush_plan(&args, &loaded)?;
+    let directory = match plan.targets.is_empty() {
+        true => Some(
+            config::directory_settings(&DirectoryArgs::default(), &loaded)?
+                .ok_or_else(config::no_servers)?,
+        ),
+        false => None,
+    };
+    let password = credentials::password(&plan.connection.user, args.password_stdin)?;
+    if let Some(mut directory) = directory {
+        directory.password = password.clone();
+        let port = plan.connection.scheme.default_port();
+        plan.targets = revocation::discover(&directory, port).await?;
+        if plan.targets.is_empty() {
+            return Err(config::no_servers().into());
+        }
+    }
+    plan.connection.password = password;
+    warn_if_unverified(plan.connection.accept_invalid_certs);
+    // Run, then report.
+    run::execute(plan, args.output, args.quiet).await
+}
+
+async fn disable(args: DisableArgs) -> anyhow::Result<u8> {
+    let loaded = Loaded::from(config::load(args.flush.config.as_deref())?);
+    let plan = config::revocation_plan(
+        Change::Disable,
+        args.users,
+        &args.change,
+        &args.flush,
+        &loaded,
+    )?;
+    let plan = with_operator_password(plan, args.flush.password_stdin)?;
+    Ok(
+        match run::revocation(plan, args.change.yes, args.flush.output, args.flush.quiet).await? {
+            Ended::NotStarted(code) => code,
+            Ended::Ran(finished) => finished.exit_code(),
+        },
+    )
+}
+
+async fn reset(args: ResetArgs) -> anyhow::Result<u8> {
+    let loaded = Loaded::from(config::load(args.flush.config.as_deref())?);
+    // The new password is filled in below, once the plan is known to be valid.
+    let change = |password| Change::Reset {
+        password,
+        must_change: args.must_change,
+    };
+    let mut plan = config::revocation_plan(
+        change(credentials::Password::new(String::new())),
+        vec![args.account.clone()],
+        &args.change,
+        &args.flush,
+        &loaded,
+    )?;
+    let file = match (&args.password_file, args.flush.dry_run) {
+        (Some(path), false) => Some(PasswordFile::create(path)?),
+        _ => None,
+    };
+    plan = with_operator_password(plan, args.flush.password_stdin)?;
+    let new_password = if args.new_password_stdin {
+        credentials::new_password_from_stdin()?
+    } else {
+        password::generate()
+    };
+    plan.change = change(new_password.clone());
+    let ended = run::revocation(plan, args.change.yes, args.flush.output, args.flush.quiet).await;
+    let reset_done = matches!(&ended, Ok(Ended::Ran(f)) if f.report.has_user(UserStatus::Reset));
+    credentials::hand_over(
+        &new_password,
+        file,
+        reset_done,
+        !args.new_password_stdin,
+        &args.account,
+    )?;
+    Ok(match ended? {
+        Ended::NotStarted(code) => code,
+        Ended::Ran(finished) => finished.exit_code(),
+    })
+}
+
+async fn servers(args: ServersArgs) -> anyhow::Result<u8> {
+    let loaded = Loaded::from(config::load(args.flush.config.as_deref())?);
+    let mut directory = config::directory_settings(&args.directory, &loaded)?.ok_or_else(|| {
+        anyhow::anyhow!(
+            "revoke servers lists the Exchange servers found in AD: give --directory ldaps://dc1.corp.example.com \
+             or set url in the [directory] section of the config file"
+        )
+    })?;
+    let mut plan = config::flush_plan(&args.flush, &loaded)?;
+    let password = credentials::password(&directory.bind_user, args.flush.password_stdin)?;
+    directory.password = password.clone();
+    let port = plan.connection.scheme.default_port();
+    plan.targets = revocation::discover(&directory, port).await?;
+    if !args.check {
+        run::print_servers(&plan.targets, args.flush.output);
+        return Ok(exit::OK);
+    }
+    if plan.targets.is_empty() {
+        return Err(config::no_servers().into());
+    }
+    // --check: a dry-run flush connects, authenticates and only reads.
+    plan.dry_run = true;
+    plan.connection.password = password;
+    warn_if_unverified(plan.connection.accept_invalid_certs);
+    run::execute(plan, args.flush.output, args.flush.quiet).await
+}
+
+/// One password for the operator: the LDAP bind and WinRM.
+fn with_operator_password(
+    mut plan: revocation::RevocationPlan,
+    from_stdin: bool,
+) -> anyhow::Result<revocation::RevocationPlan> {
+    let password = credentials::password(&plan.directory.bind_user, from_stdin)?;
+    plan.directory.password = password.clone();
+    plan.flush.connection.password = password;
+    warn_if_unverified(plan.flush.connection.accept_invalid_certs);
+    Ok(plan)
+}
+
+fn warn_if_unverified(accept_invalid_certs: bool) {
+    if accept_invalid_certs {
         eprintln!(
             "WARNING: accept_invalid_certs = true: server certificates are NOT checked; \
              anyone on the path can pose as an Exchange server and capture the password."
         );
     }
-    // Run, then report.
-    run::execute(plan, args.output, args.quiet).await
 }
 
 fn init_logging(verbose: u8) {

@@ -5,29 +5,14 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
+pub use crate::events::EventSink;
 use crate::events::{Event, ServerOutcome, ServerStatus, Step};
 use crate::exchange::{JobError, JobState, ServerJob};
 use crate::plan::{FlushPlan, Method};
 use crate::winrm::Connector;
-
-/// Where the core sends its events. Cheap to clone.
-#[derive(Clone)]
-pub struct EventSink(mpsc::UnboundedSender<Event>);
-
-impl EventSink {
-    pub fn channel() -> (Self, mpsc::UnboundedReceiver<Event>) {
-        let (tx, rx) = mpsc::unbounded_channel();
-        (Self(tx), rx)
-    }
-
-    pub fn emit(&self, event: Event) {
-        // A consumer that went away (interrupted run) is not the core's problem.
-        let _ = self.0.send(event);
-    }
-}
 
 /// First retry after this; doubles each time.
 const RETRY_BACKOFF: Duration = Duration::from_millis(250);

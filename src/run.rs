@@ -43,8 +43,12 @@ pub struct Finished {
 
 impl Finished {
     pub fn exit_code(&self) -> u8 {
+        let change_failed = self.report.has_user(crate::events::UserStatus::Failed);
         if self.interrupted {
             exit::INTERRUPTED
+        } else if change_failed {
+            // The AD change failed, so nothing was flushed.
+            exit::NOTHING_ATTEMPTED
         } else if self.report.all_ok() {
             exit::OK
         } else {
@@ -54,6 +58,15 @@ impl Finished {
 }
 
 pub async fn flush(plan: FlushPlan, connector: Connector, progress: Progress) -> Finished {
+    drive(|sink| orchestrate::run(plan, connector, sink), progress).await
+}
+
+/// Runs a core (anything that emits events into a sink) with the consumers
+/// `progress` asks for, until it finishes or Ctrl-C.
+pub async fn drive<F>(core: impl FnOnce(EventSink) -> F, progress: Progress) -> Finished
+where
+    F: std::future::Future<Output = ()>,
+{
     let mut consumers: Vec<Box<dyn Reporter>> = match progress {
         Progress::Animated => vec![Box::new(ProgressDisplay::new())],
         Progress::Lines => vec![Box::new(PlainProgress::default())],
@@ -62,7 +75,7 @@ pub async fn flush(plan: FlushPlan, connector: Connector, progress: Progress) ->
     let mut builder = ReportBuilder::default();
     let (sink, mut events) = EventSink::channel();
     // Boxed so it can be dropped on Ctrl-C, which aborts every server's task.
-    let mut core = Box::pin(orchestrate::run(plan, connector, sink));
+    let mut core = Box::pin(core(sink));
     let interrupt = tokio::signal::ctrl_c();
     tokio::pin!(interrupt);
 
@@ -109,6 +122,15 @@ pub async fn execute(plan: FlushPlan, output: OutputFormat, quiet: bool) -> anyh
     Ok(finished.exit_code())
 }
 
+/// `revoke servers`: the discovered servers on stdout.
+pub fn print_servers(targets: &[crate::plan::Target], output: OutputFormat) {
+    let text = match output {
+        OutputFormat::Human => crate::report::servers::render_table(targets),
+        OutputFormat::Json => crate::report::servers::render_json(targets) + "\n",
+    };
+    print!("{text}");
+}
+
 /// Print the report to stdout in the chosen format.
 pub fn print_report(report: &RunReport, output: OutputFormat) {
     let text = match output {
@@ -119,4 +141,41 @@ pub fn print_report(report: &RunReport, output: OutputFormat) {
     let mut stdout = std::io::stdout().lock();
     let _ = stdout.write_all(text.as_bytes());
     let _ = stdout.flush();
+}
+
+/// How a `disable` / `reset` run ended.
+pub enum Ended {
+    /// A guard refused an account, or the operator did not confirm: nothing changed.
+    NotStarted(u8),
+    Ran(Box<Finished>),
+}
+
+/// Prepare (read-only), confirm, then write, wait for the DCs and flush,
+/// showing progress; prints the report.
+pub async fn revocation(
+    plan: crate::revocation::RevocationPlan,
+    yes: bool,
+    output: OutputFormat,
+    quiet: bool,
+) -> anyhow::Result<Ended> {
+    use crate::revocation::{self, RevocationError};
+    let connector = Connector::new(plan.flush.connection.clone())?;
+    let prepared = match revocation::prepare(plan).await {
+        Ok(prepared) => prepared,
+        Err(error @ RevocationError::Refused(_)) => {
+            eprintln!("error: {error}");
+            return Ok(Ended::NotStarted(exit::REFUSED));
+        }
+        Err(error) => return Err(error.into()),
+    };
+    if !prepared.dry_run() {
+        crate::confirm::confirm(&prepared, yes)?;
+    }
+    let finished = drive(
+        |sink| revocation::execute(prepared, connector, sink),
+        Progress::choose(output, quiet),
+    )
+    .await;
+    print_report(&finished.report, output);
+    Ok(Ended::Ran(Box::new(finished)))
 }

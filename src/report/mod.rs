@@ -3,13 +3,16 @@
 
 mod json;
 mod progress;
+pub mod servers;
 mod table;
 
 use std::time::SystemTime;
 
 use serde::Serialize;
 
-use crate::events::{ActionOutcome, ActionStatus, Event, ServerStatus};
+use crate::events::{
+    ActionOutcome, ActionStatus, DcOutcome, DcStatus, Event, ServerStatus, UserOutcome, UserStatus,
+};
 use crate::plan::Method;
 
 pub use json::render as render_json;
@@ -40,6 +43,17 @@ pub struct RunReport {
     /// Things worth a look that did not make a server fail, e.g. a pool
     /// absent on every server (likely a misspelled `--pool`).
     pub warnings: Vec<String>,
+    /// `disable` / `reset`: the accounts and the domain controllers; null for `flush`.
+    pub directory: Option<DirectoryReport>,
+    /// Why the flush did not run (e.g. the directory change failed); null if it ran.
+    pub flush_skipped: Option<String>,
+}
+
+/// The directory half of a `disable` / `reset` run.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct DirectoryReport {
+    pub users: Vec<UserOutcome>,
+    pub domain_controllers: Vec<DcOutcome>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -72,30 +86,76 @@ pub struct Summary {
 }
 
 impl RunReport {
-    /// Every server ended ok (or planned, in a dry run).
+    /// Every server ended ok (or planned, in a dry run), and for `disable` /
+    /// `reset` every account changed and every checked DC has the change.
     pub fn all_ok(&self) -> bool {
-        !self.servers.is_empty() && self.servers.iter().all(|s| s.status.is_success())
+        let directory_ok = self.directory.as_ref().is_none_or(|d| {
+            d.users.iter().all(|u| u.status != UserStatus::Failed)
+                && d.domain_controllers
+                    .iter()
+                    .all(|dc| dc.status != DcStatus::NotConverged)
+        });
+        directory_ok
+            && self.flush_skipped.is_none()
+            && !self.servers.is_empty()
+            && self.servers.iter().all(|s| s.status.is_success())
     }
 
-    /// Servers whose flush is not complete, with why: what is still open.
+    /// Did any account end with this status?
+    pub fn has_user(&self, status: UserStatus) -> bool {
+        self.directory
+            .as_ref()
+            .is_some_and(|d| d.users.iter().any(|u| u.status == status))
+    }
+
+    /// What is still open, with why: accounts not changed, DCs that may still
+    /// let the user in, a flush that did not run, servers not flushed.
     pub fn open_items(&self) -> Vec<String> {
-        self.servers
-            .iter()
-            .filter(|s| !s.status.is_success())
-            .map(|s| {
-                let failed: Vec<&str> = s
-                    .actions
-                    .iter()
-                    .filter(|a| a.status.is_failure())
-                    .map(|a| a.pool.as_str())
-                    .collect();
-                let what = s
-                    .error
-                    .clone()
-                    .unwrap_or_else(|| format!("not recycled: {}", failed.join(", ")));
-                format!("{} {}: {}", s.host, s.status, what)
-            })
-            .collect()
+        let mut open = Vec::new();
+        if let Some(directory) = &self.directory {
+            for user in directory
+                .users
+                .iter()
+                .filter(|u| u.status == UserStatus::Failed)
+            {
+                open.push(format!(
+                    "account {} not changed: {}",
+                    user.sam_account_name,
+                    user.message.as_deref().unwrap_or("failed")
+                ));
+            }
+            for dc in &directory.domain_controllers {
+                if dc.status == DcStatus::NotConverged {
+                    open.push(format!(
+                        "domain controller {}: {}",
+                        dc.host,
+                        dc.message.as_deref().unwrap_or("not converged")
+                    ));
+                }
+            }
+        }
+        if let Some(reason) = &self.flush_skipped {
+            open.push(format!("flush not run: {reason}"));
+        }
+        open.extend(
+            self.servers
+                .iter()
+                .filter(|s| !s.status.is_success())
+                .map(|s| {
+                    let failed: Vec<&str> = s
+                        .actions
+                        .iter()
+                        .filter(|a| a.status.is_failure())
+                        .map(|a| a.pool.as_str())
+                        .collect();
+                    let what = s
+                        .error
+                        .clone()
+                        .unwrap_or_else(|| format!("not recycled: {}", failed.join(", ")));
+                    format!("{} {}: {}", s.host, s.status, what)
+                }),
+        );
+        open
     }
 
     fn summarize(&mut self) {
@@ -153,6 +213,32 @@ impl RunReport {
     }
 }
 
+impl RunReport {
+    fn new(
+        run_id: &str,
+        action: &str,
+        dry_run: bool,
+        started_at: SystemTime,
+        directory: Option<DirectoryReport>,
+    ) -> Self {
+        RunReport {
+            schema_version: SCHEMA_VERSION,
+            run_id: run_id.to_string(),
+            action: action.to_string(),
+            method: Method::Recycle,
+            dry_run,
+            started_at: timestamp(started_at),
+            finished_at: None,
+            waves: Vec::new(),
+            servers: Vec::new(),
+            summary: Summary::default(),
+            warnings: Vec::new(),
+            directory,
+            flush_skipped: None,
+        }
+    }
+}
+
 pub fn timestamp(at: SystemTime) -> String {
     humantime::format_rfc3339_millis(at).to_string()
 }
@@ -205,6 +291,10 @@ impl ReportBuilder {
         Some(report)
     }
 
+    fn directory(&mut self) -> Option<&mut DirectoryReport> {
+        self.report.as_mut()?.directory.as_mut()
+    }
+
     fn server(&mut self, host: &str) -> Option<&mut ServerReport> {
         self.report
             .as_mut()?
@@ -230,36 +320,69 @@ impl Reporter for ReportBuilder {
                         .then(|| waves.iter().position(|w| w.contains(host)).map(|i| i + 1))
                         .flatten()
                 };
-                self.report = Some(RunReport {
-                    schema_version: SCHEMA_VERSION,
-                    run_id: run_id.clone(),
-                    action: "flush".into(),
-                    method: *method,
-                    dry_run: *dry_run,
-                    started_at: timestamp(*started_at),
-                    finished_at: None,
-                    waves: if *method == Method::Iisreset {
-                        waves.clone()
-                    } else {
-                        Vec::new()
-                    },
-                    servers: servers
-                        .iter()
-                        .map(|host| ServerReport {
-                            host: host.clone(),
-                            computer: None,
-                            wave: wave_of(host),
-                            // Until the server finishes; see finish().
-                            status: ServerStatus::Interrupted,
-                            duration_ms: 0,
-                            attempts: 0,
-                            error: None,
-                            actions: Vec::new(),
-                        })
-                        .collect(),
-                    summary: Summary::default(),
-                    warnings: Vec::new(),
+                // After a directory phase the run is already announced: the
+                // flush fills in its servers.
+                let mut report = self.report.take().unwrap_or_else(|| {
+                    RunReport::new(run_id, "flush", *dry_run, *started_at, None)
                 });
+                report.method = *method;
+                report.waves = if *method == Method::Iisreset {
+                    waves.clone()
+                } else {
+                    Vec::new()
+                };
+                report.servers = servers
+                    .iter()
+                    .map(|host| ServerReport {
+                        host: host.clone(),
+                        computer: None,
+                        wave: wave_of(host),
+                        // Until the server finishes; see finish().
+                        status: ServerStatus::Interrupted,
+                        duration_ms: 0,
+                        attempts: 0,
+                        error: None,
+                        actions: Vec::new(),
+                    })
+                    .collect();
+                self.report = Some(report);
+            }
+            Event::DirectoryStarted {
+                run_id,
+                change,
+                dry_run,
+                started_at,
+                ..
+            } => {
+                self.report = Some(RunReport::new(
+                    run_id,
+                    change,
+                    *dry_run,
+                    *started_at,
+                    Some(DirectoryReport {
+                        users: Vec::new(),
+                        domain_controllers: Vec::new(),
+                    }),
+                ));
+            }
+            Event::UserFinished { user } => {
+                if let Some(d) = self.directory() {
+                    d.users.retain(|u| u.dn != user.dn);
+                    d.users.push(user.clone());
+                }
+            }
+            Event::DomainControllerFinished { dc } => {
+                if let Some(d) = self.directory() {
+                    match d.domain_controllers.iter_mut().find(|x| x.host == dc.host) {
+                        Some(existing) => *existing = dc.clone(),
+                        None => d.domain_controllers.push(dc.clone()),
+                    }
+                }
+            }
+            Event::FlushSkipped { reason } => {
+                if let Some(report) = self.report.as_mut() {
+                    report.flush_skipped = Some(reason.clone());
+                }
             }
             Event::ActionFinished { server, action } => {
                 if let Some(s) = self.server(server) {
@@ -286,7 +409,9 @@ impl Reporter for ReportBuilder {
                     report.finished_at = Some(timestamp(*finished_at));
                 }
             }
-            Event::ServerStarted { .. } | Event::StepChanged { .. } => {}
+            Event::ServerStarted { .. }
+            | Event::StepChanged { .. }
+            | Event::DirectoryStep { .. } => {}
         }
     }
 }

@@ -15,6 +15,8 @@ pub struct ProgressDisplay {
     multi: MultiProgress,
     overall: Option<ProgressBar>,
     lines: HashMap<String, ProgressBar>,
+    /// The directory phase of `disable` / `reset`: one spinner with its step.
+    directory: Option<ProgressBar>,
 }
 
 impl Default for ProgressDisplay {
@@ -29,6 +31,7 @@ impl ProgressDisplay {
             multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(12)),
             overall: None,
             lines: HashMap::new(),
+            directory: None,
         }
     }
 
@@ -50,9 +53,35 @@ impl ProgressDisplay {
 impl Reporter for ProgressDisplay {
     fn handle(&mut self, event: &Event) {
         match event {
+            Event::DirectoryStarted { users, .. } => {
+                let bar = self.multi.add(ProgressBar::new_spinner());
+                bar.set_style(
+                    ProgressStyle::with_template("{spinner} directory  {msg}  {elapsed}")
+                        .expect("valid template"),
+                );
+                bar.set_message(format!("resolving {}", users.join(", ")));
+                bar.enable_steady_tick(Duration::from_millis(120));
+                self.directory = Some(bar);
+            }
+            Event::DirectoryStep { what } => {
+                if let Some(bar) = &self.directory {
+                    bar.set_message(what.clone());
+                }
+            }
+            Event::UserFinished { .. }
+            | Event::DomainControllerFinished { .. }
+            | Event::FlushSkipped { .. } => {
+                if let Some(line) = directory_line(event) {
+                    let _ = self.multi.println(format!("  {line}"));
+                }
+            }
             Event::RunStarted {
                 servers, dry_run, ..
             } => {
+                if let Some(bar) = self.directory.take() {
+                    bar.finish_and_clear();
+                    self.multi.remove(&bar);
+                }
                 let bar = self.multi.add(ProgressBar::new(servers.len() as u64));
                 bar.set_style(
                     ProgressStyle::with_template(
@@ -89,6 +118,9 @@ impl Reporter for ProgressDisplay {
                 }
             }
             Event::RunFinished { .. } => {
+                if let Some(bar) = self.directory.take() {
+                    bar.finish_and_clear();
+                }
                 if let Some(bar) = self.overall.take() {
                     bar.finish_and_clear();
                 }
@@ -129,7 +161,36 @@ impl Reporter for PlainProgress {
                         .unwrap_or_default()
                 );
             }
+            Event::UserFinished { .. }
+            | Event::DomainControllerFinished { .. }
+            | Event::FlushSkipped { .. } => {
+                if let Some(line) = directory_line(event) {
+                    let _ = writeln!(std::io::stderr().lock(), "{line}");
+                }
+            }
             _ => {}
         }
+    }
+}
+
+/// One line for a finished step of the directory phase.
+fn directory_line(event: &Event) -> Option<String> {
+    let message = |m: &Option<String>| m.as_deref().map(|m| format!(": {m}")).unwrap_or_default();
+    match event {
+        Event::UserFinished { user } => Some(format!(
+            "account {}: {}{}",
+            user.sam_account_name,
+            serde_json::to_value(user.status).ok()?.as_str()?,
+            message(&user.message)
+        )),
+        Event::DomainControllerFinished { dc } => Some(format!(
+            "domain controller {}: {} ({:.1} s){}",
+            dc.host,
+            serde_json::to_value(dc.status).ok()?.as_str()?,
+            dc.elapsed_ms as f64 / 1000.0,
+            message(&dc.message)
+        )),
+        Event::FlushSkipped { reason } => Some(format!("flush not run: {reason}")),
+        _ => None,
     }
 }

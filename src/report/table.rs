@@ -3,12 +3,19 @@
 
 use std::fmt::Write;
 
-use super::{RunReport, ServerReport};
+use super::{DirectoryReport, RunReport, ServerReport};
 use crate::events::{ActionOutcome, ActionStatus};
 use crate::plan::Method;
 
 pub fn render(report: &RunReport) -> String {
     let mut out = String::new();
+    if let Some(directory) = &report.directory {
+        directory_block(&mut out, directory);
+        if report.servers.is_empty() {
+            // The flush did not run: "Still open" below says why.
+            return finish(out, report);
+        }
+    }
     let host_width = report
         .servers
         .iter()
@@ -34,6 +41,11 @@ pub fn render(report: &RunReport) -> String {
     out.push('\n');
     out.push_str(&summary_line(report));
     out.push('\n');
+    finish(out, report)
+}
+
+/// The waves, warnings and what is still open.
+fn finish(mut out: String, report: &RunReport) -> String {
     if report.method == Method::Iisreset && report.waves.len() > 1 {
         let _ = writeln!(
             out,
@@ -58,6 +70,80 @@ pub fn render(report: &RunReport) -> String {
         }
     }
     out
+}
+
+fn directory_block(out: &mut String, directory: &DirectoryReport) {
+    let user_width = directory
+        .users
+        .iter()
+        .map(|u| u.sam_account_name.len())
+        .chain([7])
+        .max()
+        .unwrap_or(7);
+    let _ = writeln!(
+        out,
+        "{:user_width$}  {:16}  USERACCOUNTCONTROL",
+        "ACCOUNT", "STATUS"
+    );
+    for user in &directory.users {
+        let uac = if user.user_account_control_before == user.user_account_control_after {
+            format!(
+                "{} ({})",
+                user.user_account_control_after,
+                user.flags_after.join(", ")
+            )
+        } else {
+            format!(
+                "{} -> {} ({})",
+                user.user_account_control_before,
+                user.user_account_control_after,
+                user.flags_after.join(", ")
+            )
+        };
+        let _ = writeln!(
+            out,
+            "{:user_width$}  {:16}  {uac}",
+            user.sam_account_name,
+            word(&user.status)
+        );
+        let _ = writeln!(out, "  {}", user.dn);
+        if let Some(message) = &user.message {
+            let _ = writeln!(out, "  {message}");
+        }
+    }
+    if !directory.domain_controllers.is_empty() {
+        let dc_width = directory
+            .domain_controllers
+            .iter()
+            .map(|d| d.host.len())
+            .chain([17])
+            .max()
+            .unwrap_or(17);
+        let _ = writeln!(
+            out,
+            "\n{:dc_width$}  {:14}  {:>8}  DETAIL",
+            "DOMAIN CONTROLLER", "STATUS", "AFTER"
+        );
+        for dc in &directory.domain_controllers {
+            let _ = writeln!(
+                out,
+                "{:dc_width$}  {:14}  {:>8}  {}",
+                dc.host,
+                word(&dc.status),
+                format!("{:.1} s", dc.elapsed_ms as f64 / 1000.0),
+                dc.message.as_deref().unwrap_or("")
+            );
+        }
+    }
+    out.push('\n');
+}
+
+/// The JSON word of a status, for the table.
+fn word<T: serde::Serialize>(status: &T) -> String {
+    serde_json::to_value(status)
+        .ok()
+        .and_then(|v| v.as_str().map(String::from))
+        .unwrap_or_default()
 }
 
 fn server_block(out: &mut String, server: &ServerReport, host_width: usize, pool_width: usize) {
@@ -296,6 +382,8 @@ mod tests {
             ],
             summary: Summary::default(),
             warnings: Vec::new(),
+            directory: None,
+            flush_skipped: None,
         };
         report.summarize();
         report

@@ -104,10 +104,13 @@ impl Connector {
     pub fn new(settings: ClientSettings) -> Result<Self, WinrmError> {
         settings.validate()?;
         let tls = match settings.scheme {
-            Scheme::Https => Some(TlsConnector::from(super::tls::client_config(
-                settings.ca_file.as_deref(),
-                settings.accept_invalid_certs,
-            )?)),
+            Scheme::Https => Some(TlsConnector::from(
+                crate::tls::client_config(
+                    settings.ca_file.as_deref(),
+                    settings.accept_invalid_certs,
+                )
+                .map_err(|e| WinrmError::Settings(e.0))?,
+            )),
             Scheme::Http => None,
         };
         Ok(Self {

@@ -13,30 +13,8 @@ mod error;
 pub mod ntlm;
 pub mod sealing;
 pub mod soap;
-mod tls;
 
 pub use client::{Auth, ClientSettings, CommandOutput, Connector, Scheme, Shell, WinrmClient};
 pub use error::WinrmError;
 
-/// A password that never prints itself.
-#[derive(Clone)]
-pub struct Password(String);
-
-impl Password {
-    pub fn new(value: String) -> Self {
-        Self(value)
-    }
-    /// The clear text, for the one place that must send it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl std::fmt::Debug for Password {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Password(<redacted>)")
-    }
-}
+pub use crate::credentials::Password;

@@ -1,5 +1,6 @@
-//! TLS for the HTTPS transport: the system's trust store, an operator-given
-//! CA file, or — only when explicitly asked for — no verification at all.
+//! Client TLS for every connection revoke makes (WinRM over HTTPS, LDAPS and
+//! StartTLS): the system's trust store, an operator-given CA file, or — only
+//! when explicitly asked for — no verification at all.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -9,7 +10,10 @@ use rustls::crypto::{CryptoProvider, aws_lc_rs};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
-use super::WinrmError;
+/// A CA file that cannot be used, or a trust store that cannot be loaded.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct TlsSetupError(pub String);
 
 fn provider() -> Arc<CryptoProvider> {
     // Explicit provider: test builds link two rustls backends, so there is no
@@ -21,10 +25,10 @@ fn provider() -> Arc<CryptoProvider> {
 pub fn client_config(
     ca_file: Option<&Path>,
     accept_invalid_certs: bool,
-) -> Result<Arc<ClientConfig>, WinrmError> {
+) -> Result<Arc<ClientConfig>, TlsSetupError> {
     let builder = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
-        .map_err(|e| WinrmError::Settings(format!("TLS setup: {e}")))?;
+        .map_err(|e| TlsSetupError(format!("TLS setup: {e}")))?;
     let config = if accept_invalid_certs {
         builder
             .dangerous()
@@ -38,30 +42,28 @@ pub fn client_config(
         use rustls_platform_verifier::BuilderVerifierExt;
         builder
             .with_platform_verifier()
-            .map_err(|e| WinrmError::Settings(format!("system trust store: {e}")))?
+            .map_err(|e| TlsSetupError(format!("system trust store: {e}")))?
             .with_no_client_auth()
     };
     Ok(Arc::new(config))
 }
 
-fn load_roots(path: &Path) -> Result<RootCertStore, WinrmError> {
-    let pem = std::fs::read(path).map_err(|e| {
-        WinrmError::Settings(format!("cannot read CA file {}: {e}", path.display()))
-    })?;
+fn load_roots(path: &Path) -> Result<RootCertStore, TlsSetupError> {
+    let pem = std::fs::read(path)
+        .map_err(|e| TlsSetupError(format!("cannot read CA file {}: {e}", path.display())))?;
     let mut roots = RootCertStore::empty();
     for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
-        let cert = cert.map_err(|e| {
-            WinrmError::Settings(format!("CA file {} is not PEM: {e}", path.display()))
-        })?;
+        let cert =
+            cert.map_err(|e| TlsSetupError(format!("CA file {} is not PEM: {e}", path.display())))?;
         roots.add(cert).map_err(|e| {
-            WinrmError::Settings(format!(
+            TlsSetupError(format!(
                 "CA file {}: unusable certificate: {e}",
                 path.display()
             ))
         })?;
     }
     if roots.is_empty() {
-        return Err(WinrmError::Settings(format!(
+        return Err(TlsSetupError(format!(
             "CA file {} holds no certificate",
             path.display()
         )));

@@ -1,0 +1,275 @@
+//! The convergence gate: after the write, every writable DC must show the
+//! change before the caches are flushed, or a flushed client simply logs on
+//! again through a DC that still has the old state (DOMAIN-NOTES §2).
+//!
+//! Each lagging DC is first asked to pull the object (`replicateSingleObject`
+//! on its rootDSE, as Windows AD allows). Where that is refused (Samba) or
+//! does not work quickly, the same change is written on that DC directly.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ldap3::Mod;
+use tokio::task::JoinSet;
+
+use super::change::{AccountState, Change, apply};
+use super::connection::{Connection, DirectorySettings};
+use super::topology::DomainController;
+use crate::events::{DcOutcome, DcStatus, Event, EventSink};
+
+/// Between two reads of a lagging DC.
+const POLL: Duration = Duration::from_millis(300);
+/// How long a DC that accepted `replicateSingleObject` gets before the
+/// change is written on it directly.
+const FORCED_REPLICATION_GRACE: Duration = Duration::from_secs(5);
+
+/// One changed account: its DN and the state written on the source DC.
+#[derive(Debug, Clone)]
+pub struct Written {
+    pub dn: String,
+    pub label: String,
+    pub state: AccountState,
+}
+
+/// Waits until every DC in `lagging_dcs` has the change for every account,
+/// or `deadline` passes. Returns one outcome per DC, in the given order.
+pub async fn converge(
+    settings: &DirectorySettings,
+    source_dsa: &str,
+    dcs: &[DomainController],
+    accounts: &[Written],
+    change: &Change,
+    deadline: Duration,
+    events: &EventSink,
+) -> Vec<DcOutcome> {
+    let started = Instant::now();
+    let shared = Arc::new((
+        settings.clone(),
+        source_dsa.to_string(),
+        accounts.to_vec(),
+        change.clone(),
+    ));
+    let mut tasks = JoinSet::new();
+    for (index, dc) in dcs.iter().enumerate() {
+        let shared = shared.clone();
+        let dc = dc.clone();
+        let events = events.clone();
+        tasks.spawn(async move {
+            let (settings, source_dsa, accounts, change) = &*shared;
+            let gate = Gate {
+                settings,
+                source_dsa,
+                accounts,
+                change,
+                started,
+                deadline,
+                events: &events,
+            };
+            // converge_one checks the deadline itself; this bounds a hung operation.
+            let outcome = tokio::time::timeout(
+                deadline + settings.operation_timeout,
+                converge_one(&gate, &dc),
+            )
+            .await
+            .unwrap_or_else(|_| DcOutcome {
+                host: dc.host.clone(),
+                status: DcStatus::NotConverged,
+                elapsed_ms: started.elapsed().as_millis() as u64,
+                message: Some(format!(
+                    "no confirmation within {} s: this DC may still let the user in",
+                    deadline.as_secs()
+                )),
+            });
+            events.emit(Event::DomainControllerFinished {
+                dc: outcome.clone(),
+            });
+            (index, outcome)
+        });
+    }
+    let mut outcomes: Vec<Option<DcOutcome>> = vec![None; dcs.len()];
+    while let Some(joined) = tasks.join_next().await {
+        if let Ok((index, outcome)) = joined {
+            outcomes[index] = Some(outcome);
+        }
+    }
+    outcomes
+        .into_iter()
+        .zip(dcs)
+        .map(|(o, dc)| {
+            o.unwrap_or_else(|| DcOutcome {
+                host: dc.host.clone(),
+                status: DcStatus::NotConverged,
+                elapsed_ms: started.elapsed().as_millis() as u64,
+                message: Some("the check of this DC failed unexpectedly".into()),
+            })
+        })
+        .collect()
+}
+
+/// What every DC's check shares.
+struct Gate<'a> {
+    settings: &'a DirectorySettings,
+    source_dsa: &'a str,
+    accounts: &'a [Written],
+    change: &'a Change,
+    started: Instant,
+    deadline: Duration,
+    events: &'a EventSink,
+}
+
+async fn converge_one(gate: &Gate<'_>, dc: &DomainController) -> DcOutcome {
+    let Gate {
+        settings,
+        source_dsa,
+        accounts,
+        change,
+        started,
+        deadline,
+        events,
+    } = *gate;
+    let step = |what: String| events.emit(Event::DirectoryStep { what });
+    let not_converged = |why: String| DcOutcome {
+        host: dc.host.clone(),
+        status: DcStatus::NotConverged,
+        elapsed_ms: started.elapsed().as_millis() as u64,
+        message: Some(format!(
+            "not confirmed within {} s ({why}): this DC may still let the user in",
+            deadline.as_secs()
+        )),
+    };
+    let mut last_error = String::new();
+    let mut conn = loop {
+        match Connection::open_host(settings, &dc.host).await {
+            Ok(conn) => break conn,
+            Err(error) => {
+                // Unreachable DCs are retried until the deadline: one that
+                // comes back with the old state must still be caught.
+                last_error = error.to_string();
+                if started.elapsed() + Duration::from_secs(1) >= deadline {
+                    return not_converged(last_error);
+                }
+                step(format!("{}: {last_error}; retrying", dc.host));
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    };
+    let mut direct_write = false;
+    // Accounts written here directly: the write was read back, and a reset's
+    // pwdLastSet is this DC's own, so it cannot be compared with the source's.
+    let mut written_here: Vec<&str> = Vec::new();
+    let mut asked_at: Option<Instant> = None;
+    let mut asking_refused = false;
+    let mut asked_refused_ever = false;
+    loop {
+        let mut lagging = Vec::new();
+        for account in accounts
+            .iter()
+            .filter(|a| !written_here.contains(&a.dn.as_str()))
+        {
+            match AccountState::read(&mut conn, &account.dn).await {
+                Ok(state) if state.has(change, &account.state) => {}
+                Ok(_) => lagging.push(account),
+                Err(error) => {
+                    last_error = error.to_string();
+                    lagging.push(account);
+                }
+            }
+        }
+        if lagging.is_empty() {
+            let elapsed_ms = started.elapsed().as_millis() as u64;
+            return DcOutcome {
+                host: dc.host.clone(),
+                status: if direct_write {
+                    DcStatus::DirectWrite
+                } else {
+                    DcStatus::Replicated
+                },
+                elapsed_ms,
+                message: direct_write.then(|| {
+                    if asked_refused_ever {
+                        "it refused forced replication (replicateSingleObject), so the change was written here directly"
+                    } else {
+                        "forced replication did not arrive in time, so the change was written here directly"
+                    }
+                    .to_string()
+                }),
+            };
+        }
+        let names: Vec<&str> = lagging.iter().map(|a| a.label.as_str()).collect();
+        if started.elapsed() >= deadline {
+            let why = if last_error.is_empty() {
+                format!("it still has the old state of {}", names.join(", "))
+            } else {
+                last_error
+            };
+            return not_converged(why);
+        }
+        match asked_at {
+            None => {
+                step(format!(
+                    "{}: does not have {} yet; asking it to replicate",
+                    dc.host,
+                    names.join(", ")
+                ));
+                for account in &lagging {
+                    if !ask_to_replicate(&mut conn, source_dsa, &account.dn).await {
+                        asking_refused = true;
+                        asked_refused_ever = true;
+                    }
+                }
+                asked_at = Some(Instant::now());
+                if !asking_refused {
+                    tokio::time::sleep(POLL).await;
+                }
+            }
+            Some(at) if asking_refused || at.elapsed() >= FORCED_REPLICATION_GRACE => {
+                step(format!(
+                    "{}: writing the change directly for {}",
+                    dc.host,
+                    names.join(", ")
+                ));
+                for account in &lagging {
+                    match apply(&mut conn, &account.dn, change).await {
+                        Ok(_) => {
+                            direct_write = true;
+                            written_here.push(&account.dn);
+                        }
+                        Err(error) => last_error = error.to_string(),
+                    }
+                }
+                asking_refused = false;
+                asked_at = Some(Instant::now());
+                if !last_error.is_empty() && !direct_write {
+                    step(format!("{}: {last_error}", dc.host));
+                    tokio::time::sleep(POLL).await;
+                }
+            }
+            Some(_) => tokio::time::sleep(POLL).await,
+        }
+    }
+}
+
+/// MS-ADTS 3.1.1.3.3.18: rootDSE `replicateSingleObject` =
+/// `<source DSA DN>:<object DN>`. False when the DC refuses it.
+async fn ask_to_replicate(conn: &mut Connection, source_dsa: &str, dn: &str) -> bool {
+    if source_dsa.is_empty() {
+        return false;
+    }
+    let value = format!("{source_dsa}:{dn}").into_bytes();
+    let mods = vec![Mod::Replace(
+        b"replicateSingleObject".to_vec(),
+        std::collections::HashSet::from([value]),
+    )];
+    match conn.modify("", mods).await {
+        Ok(result) if result.rc == 0 => true,
+        Ok(result) => {
+            tracing::debug!(
+                "{} refused replicateSingleObject: {}",
+                conn.host,
+                super::describe_result(result.rc, &result.text)
+            );
+            false
+        }
+        Err(_) => false,
+    }
+}

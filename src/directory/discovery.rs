@@ -1,0 +1,102 @@
+//! Exchange servers from the configuration partition (DOMAIN-NOTES §3):
+//! Mailbox or Client Access role, Edge Transport left out.
+
+use serde::Serialize;
+
+use super::DirectoryError;
+use super::connection::{Connection, all, first};
+use crate::iis::ExchangeVersion;
+
+const MAILBOX: u32 = 2;
+const CLIENT_ACCESS: u32 = 4;
+const EDGE: u32 = 64;
+
+/// Bitwise-AND matching rule (LDAP_MATCHING_RULE_BIT_AND).
+const FILTER: &str = "(&(objectClass=msExchExchangeServer)\
+(|(msExchCurrentServerRoles:1.2.840.113556.1.4.803:=2)(msExchCurrentServerRoles:1.2.840.113556.1.4.803:=4))\
+(!(msExchCurrentServerRoles:1.2.840.113556.1.4.803:=64)))";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ExchangeServer {
+    /// The server object's name (CN).
+    pub name: String,
+    /// From `networkAddress` (`ncacn_ip_tcp:`); the name if absent.
+    pub fqdn: String,
+    /// `serialNumber`, as AD has it.
+    pub version_text: Option<String>,
+    #[serde(skip)]
+    pub version: Option<ExchangeVersion>,
+    pub roles: Vec<&'static str>,
+}
+
+pub async fn exchange_servers(
+    conn: &mut Connection,
+) -> Result<Vec<ExchangeServer>, DirectoryError> {
+    let base = conn.root_dse.configuration_naming_context.clone();
+    let entries = conn
+        .search(
+            &base,
+            FILTER,
+            &[
+                "cn",
+                "networkAddress",
+                "serialNumber",
+                "msExchCurrentServerRoles",
+            ],
+        )
+        .await?;
+    let mut servers: Vec<ExchangeServer> = entries
+        .iter()
+        .map(|entry| {
+            let name = first(&entry.attrs, "cn").unwrap_or_else(|| entry.dn.clone());
+            let fqdn = all(&entry.attrs, "networkAddress")
+                .iter()
+                .find_map(|a| {
+                    let (scheme, value) = a.split_once(':')?;
+                    scheme
+                        .eq_ignore_ascii_case("ncacn_ip_tcp")
+                        .then(|| value.to_string())
+                })
+                .unwrap_or_else(|| name.clone());
+            let version_text = first(&entry.attrs, "serialNumber");
+            let roles_mask = first(&entry.attrs, "msExchCurrentServerRoles")
+                .and_then(|v| v.parse::<i64>().ok())
+                .unwrap_or(0) as u32;
+            ExchangeServer {
+                name,
+                fqdn,
+                version: version_text.as_deref().and_then(ExchangeVersion::parse),
+                version_text,
+                roles: role_names(roles_mask),
+            }
+        })
+        .filter(|s| !s.roles.contains(&"edge-transport"))
+        .collect();
+    servers.sort_by_key(|s| s.fqdn.to_ascii_lowercase());
+    Ok(servers)
+}
+
+fn role_names(mask: u32) -> Vec<&'static str> {
+    [
+        (MAILBOX, "mailbox"),
+        (CLIENT_ACCESS, "client-access"),
+        (16, "unified-messaging"),
+        (32, "hub-transport"),
+        (EDGE, "edge-transport"),
+    ]
+    .into_iter()
+    .filter(|(bit, _)| mask & bit != 0)
+    .map(|(_, name)| name)
+    .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_are_named() {
+        assert_eq!(role_names(6), ["mailbox", "client-access"]);
+        assert_eq!(role_names(64), ["edge-transport"]);
+    }
+}

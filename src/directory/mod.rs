@@ -1,0 +1,139 @@
+//! Active Directory over LDAP: who the user is, whether revoke may touch the
+//! account, the change itself, whether every domain controller has it, and
+//! where the Exchange servers are. DOMAIN-NOTES §2 and §3 hold the facts this
+//! relies on.
+//!
+//! - [`connection`]: LDAPS / StartTLS, the operator's bind, rootDSE.
+//! - [`identity`]: what the operator typed → exactly one user object.
+//! - [`guards`]: accounts revoke refuses to touch.
+//! - [`change`]: disable and reset, written the safe way.
+//! - [`topology`]: the writable domain controllers.
+//! - [`convergence`]: the gate that waits until every DC has the change.
+//! - [`discovery`]: Exchange servers from the configuration partition.
+
+pub mod account;
+pub mod change;
+pub mod connection;
+pub mod convergence;
+pub mod discovery;
+pub mod guards;
+pub mod identity;
+pub mod password;
+pub mod topology;
+
+pub use account::{UserAccount, uac_flag_names};
+pub use connection::{Connection, DirectorySettings, RootDse, Security};
+pub use identity::Identity;
+
+use thiserror::Error;
+
+/// Everything that can go wrong talking to the directory, in plain words.
+#[derive(Debug, Error)]
+pub enum DirectoryError {
+    #[error("directory settings: {0}")]
+    Settings(String),
+    #[error("cannot reach the directory at {url}: {reason}")]
+    Unreachable { url: String, reason: String },
+    #[error("the directory at {url} refused the bind as {user}: {reason}")]
+    BindRefused {
+        url: String,
+        user: String,
+        reason: String,
+    },
+    #[error("{what} failed on {host}: {reason}")]
+    Operation {
+        what: String,
+        host: String,
+        reason: String,
+    },
+    #[error("no such user: {input} (searched {base} for {filter})")]
+    NoSuchUser {
+        input: String,
+        base: String,
+        filter: String,
+    },
+    #[error(
+        "{input} matches {} user objects, refusing to guess; name one by its DN:\n  {}",
+        candidates.len(),
+        candidates.join("\n  ")
+    )]
+    Ambiguous {
+        input: String,
+        candidates: Vec<String>,
+    },
+    #[error("{0}")]
+    BadIdentity(String),
+}
+
+impl DirectoryError {
+    pub(crate) fn operation(what: impl Into<String>, host: &str, error: ldap3::LdapError) -> Self {
+        DirectoryError::Operation {
+            what: what.into(),
+            host: host.to_string(),
+            reason: describe_ldap_error(&error),
+        }
+    }
+}
+
+/// An LDAP error in plain words: result code name, AD's `data NNN` decoded.
+pub fn describe_ldap_error(error: &ldap3::LdapError) -> String {
+    match error {
+        ldap3::LdapError::LdapResult { result } => describe_result(result.rc, &result.text),
+        other => other.to_string(),
+    }
+}
+
+/// A non-success LDAP result in plain words.
+pub fn describe_result(rc: u32, text: &str) -> String {
+    let name = match rc {
+        1 => "operations error",
+        8 => "stronger authentication required (use LDAPS or StartTLS)",
+        16 => "no such attribute value (changed concurrently?)",
+        19 => "constraint violation",
+        20 => "attribute or value already exists",
+        32 => "no such object",
+        34 => "invalid DN syntax",
+        49 => "invalid credentials",
+        50 => "insufficient access rights",
+        51 => "busy",
+        52 => "unavailable",
+        53 => "unwilling to perform",
+        _ => "LDAP error",
+    };
+    let text = text.trim_end_matches(['\0', '\n', ' ']);
+    match ad_data_code(text) {
+        Some(meaning) => format!("{meaning} ({name}, result {rc}: {text})"),
+        None if text.is_empty() => format!("{name} (result {rc})"),
+        None => format!("{name} (result {rc}: {text})"),
+    }
+}
+
+/// AD's `data NNN` sub-code of a failed bind, decoded (DOMAIN-NOTES §2).
+fn ad_data_code(text: &str) -> Option<&'static str> {
+    let code = text.split("data ").nth(1)?.get(..3)?;
+    Some(match code {
+        "525" => "no such user",
+        "52e" => "wrong password",
+        "530" => "logon not permitted at this time",
+        "531" => "logon not permitted from this workstation",
+        "532" => "password expired",
+        "533" => "account disabled",
+        "701" => "account expired",
+        "773" => "password must be changed",
+        "775" => "account locked out",
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bind_failures_are_decoded() {
+        let text = "80090308: LdapErr: DSID-0C09041C, comment: AcceptSecurityContext error, data 533, v4563";
+        assert!(describe_result(49, text).starts_with("account disabled (invalid credentials"));
+        assert!(describe_result(49, "... data 52e, v1").starts_with("wrong password"));
+        assert_eq!(describe_result(32, ""), "no such object (result 32)");
+    }
+}
