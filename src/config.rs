@@ -145,9 +145,13 @@ pub fn parse(text: &str) -> Result<ConfigFile, String> {
 
 /// Flags over file over defaults. The password is filled in later, once
 /// everything else is known to be valid.
-/// `targets` may come out empty: the caller then discovers the servers in
-/// AD, or refuses with [`no_servers`].
-pub fn flush_plan(args: &FlushArgs, loaded: &Loaded) -> Result<FlushPlan, ConfigError> {
+/// `targets` comes out empty only if `discoverable` (a directory is
+/// configured): the caller then finds the servers in AD.
+pub fn flush_plan(
+    args: &FlushArgs,
+    loaded: &Loaded,
+    discoverable: bool,
+) -> Result<FlushPlan, ConfigError> {
     let (base_dir, file) = (&loaded.dir, &loaded.file);
     let winrm = &file.winrm;
     let scheme = args.scheme.or(winrm.scheme).unwrap_or(Scheme::Http);
@@ -195,6 +199,9 @@ pub fn flush_plan(args: &FlushArgs, loaded: &Loaded) -> Result<FlushPlan, Config
             })
             .collect::<Result<Vec<_>, _>>()?,
     };
+    if targets.is_empty() && !discoverable {
+        return Err(no_servers());
+    }
     let targets = dedupe(targets);
 
     let pools = if !args.pools.is_empty() {
@@ -400,7 +407,7 @@ pub fn revocation_plan(
         directory,
         replication_timeout,
         allow_privileged: change_args.allow_privileged,
-        flush: flush_plan(flush_args, loaded)?,
+        flush: flush_plan(flush_args, loaded, true)?,
     })
 }
 
@@ -554,7 +561,19 @@ mod tests {
             unreachable!()
         };
         let loaded = Loaded::from(Some((PathBuf::from("/etc/revoke/revoke.toml"), file)));
-        let plan = flush_plan(&args, &loaded).unwrap();
+        let plan = flush_plan(&args, &loaded, false).unwrap();
+        let directory = directory_settings(&DirectoryArgs::default(), &loaded)
+            .unwrap()
+            .expect("[directory] is configured");
+        assert_eq!(
+            (directory.host.as_str(), directory.port),
+            ("dc1.corp.example.com", 636)
+        );
+        assert_eq!(directory.bind_user, "svc-revoke@corp.example.com");
+        assert_eq!(
+            replication_timeout(None, &loaded).unwrap(),
+            Duration::from_secs(60)
+        );
         assert_eq!(plan.targets[1].port, 5986);
         // Exchange 2010 gets DefaultAppPool as well.
         let legacy = plan.pools_for(&plan.targets[2]);
@@ -579,7 +598,7 @@ mod tests {
             unreachable!()
         };
         let loaded = Loaded::from(Some((PathBuf::from("/r.toml"), file)));
-        let plan = flush_plan(&args, &loaded).unwrap();
+        let plan = flush_plan(&args, &loaded, false).unwrap();
         let got: Vec<(&str, u16)> = plan
             .targets
             .iter()

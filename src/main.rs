@@ -39,21 +39,17 @@ fn main() -> ExitCode {
 async fn flush(args: FlushArgs) -> anyhow::Result<u8> {
     // Plan: everything checkable is checked before asking for a password.
     let loaded = Loaded::from(config::load(args.config.as_deref())?);
-    let mut plan = config::flush_plan(&args, &loaded)?;
-    let directory = match plan.targets.is_empty() {
-        true => Some(
-            config::directory_settings(&DirectoryArgs::default(), &loaded)?
-                .ok_or_else(config::no_servers)?,
-        ),
-        false => None,
-    };
+    let directory = config::directory_settings(&DirectoryArgs::default(), &loaded)?;
+    let mut plan = config::flush_plan(&args, &loaded, directory.is_some())?;
+    // Servers from AD only when none are given or configured.
+    let directory = directory.filter(|_| plan.targets.is_empty());
     let password = credentials::password(&plan.connection.user, args.password_stdin)?;
     if let Some(mut directory) = directory {
         directory.password = password.clone();
         let port = plan.connection.scheme.default_port();
         plan.targets = revocation::discover(&directory, port).await?;
         if plan.targets.is_empty() {
-            return Err(config::no_servers().into());
+            return Err(revocation::RevocationError::NoServers.into());
         }
     }
     plan.connection.password = password;
@@ -128,7 +124,7 @@ async fn servers(args: ServersArgs) -> anyhow::Result<u8> {
              or set url in the [directory] section of the config file"
         )
     })?;
-    let mut plan = config::flush_plan(&args.flush, &loaded)?;
+    let mut plan = config::flush_plan(&args.flush, &loaded, true)?;
     let password = credentials::password(&directory.bind_user, args.flush.password_stdin)?;
     directory.password = password.clone();
     let port = plan.connection.scheme.default_port();

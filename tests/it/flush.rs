@@ -520,9 +520,14 @@ fn check_schema(report: &Value) {
             "servers",
             "summary",
             "warnings",
+            "directory",
+            "flush_skipped",
         ],
     );
     assert_eq!(report["schema_version"], 1);
+    // A flush has no directory phase and always runs.
+    assert!(report["directory"].is_null(), "{}", report["directory"]);
+    assert!(report["flush_skipped"].is_null());
     for warning in report["warnings"].as_array().expect("warnings is an array") {
         assert!(warning.is_string(), "warning not a string: {warning}");
     }
