@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs beyond the Rust toolchain, idempotently.
 # A fresh machine of this kind has python3 and pip but not pywinrm.
+# The Samba AD test domain's Debian packages are installed by
+# `scripts/samba-ad.sh up`, which scripts/test.sh runs next.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 venv="$root/.venv"

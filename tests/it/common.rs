@@ -4,6 +4,7 @@
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use revoke::iis::{self, EXCHANGE_POOLS, LEGACY_POOL};
@@ -420,4 +421,23 @@ pub async fn settle(config: &LabConfig) {
 
 pub fn path_str(path: &Path) -> String {
     path.display().to_string()
+}
+
+/// A TLS client configuration that trusts only the certificates in `ca_pem`
+/// (aws-lc-rs named explicitly: the test build links two rustls backends).
+pub fn tls_trusting(ca_pem: &[u8]) -> Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pemfile::certs(&mut &ca_pem[..]) {
+        roots
+            .add(cert.expect("CA PEM"))
+            .expect("usable CA certificate");
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("TLS protocol versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Arc::new(config)
 }

@@ -4,7 +4,6 @@
 //! Every test starts its own lab in-process on loopback with OS-chosen ports.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use revoke::iis::{self, PoolName, PoolState, RemoteCommand};
@@ -12,6 +11,8 @@ use revoke::lab::{
     Fault, FaultSpec, LAB_DEFAULT_PASSWORD, Lab, LabConfig, LabServer, LabTransport,
 };
 use serde_json::{Value, json};
+
+use crate::common::tls_trusting;
 
 const OWA: &str = "MSExchangeOWAAppPool";
 const EWS: &str = "MSExchangeServicesAppPool";
@@ -454,19 +455,9 @@ async fn winrm_rs_sealed_http_is_refused_like_windows_does() {
 
 /// reqwest trusting the lab CA only (aws-lc-rs named explicitly).
 fn https_client(lab: &Lab) -> reqwest::Client {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_pemfile::certs(&mut lab.ca_pem().as_bytes()) {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+    let tls = tls_trusting(lab.ca_pem().as_bytes());
     reqwest::Client::builder()
-        .tls_backend_preconfigured(tls)
+        .tls_backend_preconfigured((*tls).clone())
         .timeout(Duration::from_secs(10))
         .build()
         .unwrap()
@@ -1112,19 +1103,7 @@ async fn https_negotiate_checks_channel_bindings() {
     use revoke::winrm::ntlm;
     let lab = Lab::start(config(1, vec![])).await.unwrap();
     let addr = lab.servers()[0].https_addr;
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_pemfile::certs(&mut lab.ca_pem().as_bytes()) {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let tls = Arc::new(
-        rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::aws_lc_rs::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth(),
-    );
+    let tls = tls_trusting(lab.ca_pem().as_bytes());
     let connect = || {
         let tls = tls.clone();
         async move {

@@ -3,3 +3,5 @@
 mod common;
 mod flush;
 mod lab_fidelity;
+mod samba;
+mod samba_fixture;

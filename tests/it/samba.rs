@@ -1,0 +1,718 @@
+//! A real Samba AD domain for the directory tests: two writable DCs on
+//! loopback made by `scripts/samba-ad.sh` (see docs/samba-ad.md).
+//!
+//! [`domain()`] brings the domain up once per test process, or finds it
+//! running. Tests run in parallel threads and share it, so everything a test
+//! creates gets a unique name ([`Domain::new_user`], [`Domain::user`],
+//! [`Domain::new_group`]) and nothing is deleted afterwards.
+//!
+//! DC2 lags behind DC1: it sees a change only once someone pulls it
+//! ([`Domain::sync_to_dc2`]). Users made here are pulled one object at a time
+//! so they can bind on both DCs; a change a test writes afterwards stays on
+//! DC1, which is the stale-DC situation `revoke` must handle. Never pull whole
+//! naming contexts in a test: that would also end the lag other tests rely on.
+//!
+//! [`AdEstate`] adds a lab of simulated Exchange servers that accept the
+//! operator account, and a revoke.toml with a `[directory]` section.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, Mod, Scope, SearchEntry};
+use revoke::lab::LabConfig;
+
+use crate::common::{Revoke, TestLab, fast_lab, tls_trusting};
+
+const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/samba-ad.sh");
+
+/// userAccountControl of an enabled user (NORMAL_ACCOUNT) and with ACCOUNTDISABLE.
+pub const UAC_ENABLED: u32 = 0x200;
+pub const UAC_DISABLED: u32 = 0x202;
+
+/// The shared test domain, up and running. Panics, saying what to run, when
+/// it cannot be had: a test that needs AD fails without it, never skips.
+pub fn domain() -> &'static Domain {
+    static DOMAIN: OnceLock<Result<Domain, String>> = OnceLock::new();
+    // A failure is remembered: every test reports it without retrying.
+    match DOMAIN.get_or_init(Domain::up) {
+        Ok(domain) => domain,
+        Err(message) => panic!("{message}"),
+    }
+}
+
+/// `$REVOKE_TEST_SAMBA_DIR`, else `<target dir>/samba-ad`; scripts/test.sh
+/// uses the same rule.
+fn domain_dir() -> PathBuf {
+    // Relative paths are taken from the package root, as cargo does.
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    if let Some(dir) = std::env::var_os("REVOKE_TEST_SAMBA_DIR") {
+        return manifest.join(dir);
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR").unwrap_or_else(|| "target".into());
+    manifest.join(target).join("samba-ad")
+}
+
+/// `bash scripts/samba-ad.sh ARGS...`; Err carries its log (never secrets).
+fn script(args: &[&str]) -> Result<(), String> {
+    let out = Command::new("bash")
+        .arg(SCRIPT)
+        .args(args)
+        .output()
+        .map_err(|e| format!("cannot run bash {SCRIPT}: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "`bash scripts/samba-ad.sh {}` failed ({}):\n{}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim_end()
+        ))
+    }
+}
+
+/// The directory of a samba-ad.sh domain running somewhere else, if any
+/// (its DCs run with DIR/dc1 as working directory).
+fn domain_running_elsewhere(ours: &Path) -> Option<PathBuf> {
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|p| {
+        let comm = std::fs::read_to_string(p.path().join("comm")).ok()?;
+        let cwd = std::fs::read_link(p.path().join("cwd")).ok()?;
+        let dir = cwd.parent()?;
+        (comm.trim() == "samba" && cwd.ends_with("dc1") && dir != ours && dir.join("env").exists())
+            .then(|| dir.to_path_buf())
+    })
+}
+
+/// The running test domain: what `DIR/env` says, and a TLS configuration
+/// that trusts only the domain CA.
+pub struct Domain {
+    dir: PathBuf,
+    env: HashMap<String, String>,
+    tls: Arc<rustls::ClientConfig>,
+}
+
+impl Domain {
+    fn up() -> Result<Domain, String> {
+        let dir = domain_dir();
+        let dir_str = dir.display().to_string();
+        // Idempotent: "already running" returns at once.
+        if let Err(log) = script(&["up", &dir_str]) {
+            let what_to_do = match domain_running_elsewhere(&dir) {
+                Some(other) => format!(
+                    "A test domain from {0} is running (one per machine): use it with \
+                     REVOKE_TEST_SAMBA_DIR={0}, or stop it with `bash scripts/samba-ad.sh down {0}`.",
+                    other.display()
+                ),
+                None => format!(
+                    "Run the tests as root (the script installs Debian packages, adds 127.0.0.2 \
+                     to lo and two /etc/hosts lines), e.g. `bash scripts/test.sh`; or start the \
+                     domain with `bash scripts/samba-ad.sh up {dir_str}`, or set \
+                     REVOKE_TEST_SAMBA_DIR to the directory of a running one."
+                ),
+            };
+            return Err(format!(
+                "The Samba AD test domain is not available, and this test needs it \
+                 (docs/samba-ad.md).\n{log}\n{what_to_do}"
+            ));
+        }
+        // Tests rely on DC2 lagging: no automatic replication.
+        script(&["autorepl", &dir_str, "off"])?;
+        let env_path = dir.join("env");
+        let text = std::fs::read_to_string(&env_path)
+            .map_err(|e| format!("cannot read {}: {e}", env_path.display()))?;
+        let env: HashMap<String, String> = text
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let ca = env.get("SAMBA_CA").ok_or("env has no SAMBA_CA")?;
+        let pem = std::fs::read(ca).map_err(|e| format!("cannot read the domain CA {ca}: {e}"))?;
+        Ok(Domain {
+            dir,
+            tls: tls_trusting(&pem),
+            env,
+        })
+    }
+
+    fn var(&self, key: &str) -> &str {
+        self.env
+            .get(key)
+            .unwrap_or_else(|| panic!("{}/env has no {key}", self.dir.display()))
+    }
+
+    /// Where the domain lives (`DIR` of samba-ad.sh).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// "dc1.lab.example.test" for `n` = 1, "dc2..." for 2.
+    pub fn dc_host(&self, n: u8) -> &str {
+        self.var(&format!("SAMBA_DC{n}_HOST"))
+    }
+
+    /// "ldaps://dc1.lab.example.test": the name the certificates carry.
+    pub fn dc_url(&self, n: u8) -> String {
+        format!("ldaps://{}", self.dc_host(n))
+    }
+
+    /// PEM of the CA that signed both DCs' certificates.
+    pub fn ca_file(&self) -> &Path {
+        Path::new(self.var("SAMBA_CA"))
+    }
+
+    /// DC=lab,DC=example,DC=test
+    pub fn base_dn(&self) -> &str {
+        self.var("SAMBA_BASE_DN")
+    }
+
+    /// CN=Configuration,DC=lab,DC=example,DC=test
+    pub fn config_dn(&self) -> &str {
+        self.var("SAMBA_CONFIG_DN")
+    }
+
+    /// OU=Staff,<base>: where test users live and the operator has delegated rights.
+    pub fn staff_dn(&self) -> String {
+        format!("OU=Staff,{}", self.base_dn())
+    }
+
+    pub fn dns_domain(&self) -> &str {
+        self.var("SAMBA_DNS_DOMAIN")
+    }
+
+    /// "revoke-op@lab.example.test": the account `revoke` binds as.
+    pub fn operator_upn(&self) -> &str {
+        self.var("SAMBA_OPERATOR_USER")
+    }
+
+    /// "revoke-op"
+    pub fn operator_sam(&self) -> &str {
+        let upn = self.operator_upn();
+        upn.split_once('@').map_or(upn, |(sam, _)| sam)
+    }
+
+    pub fn operator_password(&self) -> &str {
+        self.var("SAMBA_USER_PASSWORD")
+    }
+
+    /// Password of the users the script seeds (alice, bob, carol1, carol2,
+    /// admin-alice, nested-admin; revoke-op too).
+    pub fn seed_password(&self) -> &str {
+        self.var("SAMBA_USER_PASSWORD")
+    }
+
+    /// Administrator's UPN and password: for the fixture's own writes and for
+    /// reading what `revoke` did. Not for the code under test.
+    pub fn admin(&self) -> (&str, &str) {
+        (
+            self.var("SAMBA_ADMIN_USER"),
+            self.var("SAMBA_ADMIN_PASSWORD"),
+        )
+    }
+
+    /// CN=Domain Admins,CN=Users,<base>
+    pub fn domain_admins_dn(&self) -> String {
+        format!("CN=Domain Admins,CN=Users,{}", self.base_dn())
+    }
+
+    /// CN=Backup Operators,CN=Builtin,<base>
+    pub fn backup_operators_dn(&self) -> String {
+        format!("CN=Backup Operators,CN=Builtin,{}", self.base_dn())
+    }
+
+    // ------------------------------------------------------------ LDAP
+
+    /// An LDAPS connection to DC `dc` (certificate checked against the domain
+    /// CA), simple-bound as `who` (a UPN or a DN). Err carries the server's
+    /// result code and diagnostic text, e.g. "data 533" for a disabled account.
+    pub async fn connect(&self, dc: u8, who: &str, password: &str) -> Result<Ldap, String> {
+        let url = self.dc_url(dc);
+        let settings = LdapConnSettings::new()
+            .set_config(self.tls.clone())
+            .set_conn_timeout(Duration::from_secs(10));
+        let (conn, mut ldap) = LdapConnAsync::with_settings(settings, &url)
+            .await
+            .map_err(|e| format!("connecting to {url}: {e}"))?;
+        ldap3::drive!(conn);
+        let result = ldap
+            .simple_bind(who, password)
+            .await
+            .map_err(|e| format!("bind as {who} on {url}: {e}"))?;
+        if result.rc != 0 {
+            return Err(format!(
+                "bind as {who} on {url}: result {}: {}",
+                result.rc, result.text
+            ));
+        }
+        Ok(ldap)
+    }
+
+    /// Does `who` authenticate on DC `dc`? One LDAPS simple bind.
+    pub async fn bind(&self, dc: u8, who: &str, password: &str) -> Result<(), String> {
+        let mut ldap = self.connect(dc, who, password).await?;
+        let _ = ldap.unbind().await;
+        Ok(())
+    }
+
+    /// A connection as Administrator.
+    pub async fn admin_connection(&self, dc: u8) -> Ldap {
+        let (user, password) = self.admin();
+        self.connect(dc, user, password)
+            .await
+            .unwrap_or_else(|e| panic!("Administrator: {e}"))
+    }
+
+    /// Attributes of `dn` as DC `dc` has them, read as Administrator, keyed
+    /// by the names asked for. Panics if the object does not exist there.
+    pub async fn read(&self, dc: u8, dn: &str, attrs: &[&str]) -> HashMap<String, Vec<String>> {
+        let mut ldap = self.admin_connection(dc).await;
+        let found = search(&mut ldap, dn, Scope::Base, "(objectClass=*)", attrs)
+            .await
+            .unwrap_or_else(|e| panic!("reading {dn} on dc{dc}: {e}"));
+        let _ = ldap.unbind().await;
+        let entry = found.into_iter().next().expect("a base search finds one");
+        entry
+            .attrs
+            .into_iter()
+            .map(|(k, v)| {
+                let asked = attrs.iter().find(|a| a.eq_ignore_ascii_case(&k));
+                (asked.map_or(k, |a| a.to_string()), v)
+            })
+            .collect()
+    }
+
+    /// Does DC `dc` have an object `dn`?
+    pub async fn exists(&self, dc: u8, dn: &str) -> bool {
+        let mut ldap = self.admin_connection(dc).await;
+        let result = ldap
+            .search(dn, Scope::Base, "(objectClass=*)", vec!["1.1"])
+            .await
+            .unwrap_or_else(|e| panic!("searching {dn} on dc{dc}: {e}"));
+        let _ = ldap.unbind().await;
+        match result.1.rc {
+            0 => true,
+            32 => false, // noSuchObject
+            rc => panic!("searching {dn} on dc{dc}: result {rc}: {}", result.1.text),
+        }
+    }
+
+    /// One single-valued attribute, parsed.
+    async fn read_one<T: std::str::FromStr>(&self, dc: u8, dn: &str, attr: &str) -> T {
+        let values = self.read(dc, dn, &[attr]).await.remove(attr);
+        let value = values
+            .and_then(|v| v.into_iter().next())
+            .unwrap_or_else(|| panic!("{dn} has no {attr} on dc{dc}"));
+        value
+            .parse()
+            .unwrap_or_else(|_| panic!("{dn} on dc{dc}: {attr} {value:?} does not parse"))
+    }
+
+    pub async fn user_account_control(&self, dc: u8, dn: &str) -> u32 {
+        self.read_one(dc, dn, "userAccountControl").await
+    }
+
+    /// uSNChanged: DC-local, grows with every change that DC applies.
+    pub async fn usn_changed(&self, dc: u8, dn: &str) -> u64 {
+        self.read_one(dc, dn, "uSNChanged").await
+    }
+
+    /// whenChanged as the DC has it, e.g. "20251123110500.0Z".
+    pub async fn when_changed(&self, dc: u8, dn: &str) -> String {
+        self.read_one(dc, dn, "whenChanged").await
+    }
+
+    /// Writes userAccountControl directly on DC `dc` as Administrator (an
+    /// admin disabling by hand, or a change made on one DC only).
+    pub async fn set_user_account_control(&self, dc: u8, dn: &str, value: u32) {
+        self.admin_modify(
+            dc,
+            dn,
+            vec![Mod::Replace(
+                "userAccountControl".into(),
+                values([value.to_string()]),
+            )],
+        )
+        .await;
+    }
+
+    /// Adds `member_dn` to the group `group_dn` on DC1.
+    pub async fn add_member(&self, group_dn: &str, member_dn: &str) {
+        self.admin_modify(
+            1,
+            group_dn,
+            vec![Mod::Add("member".into(), values([member_dn]))],
+        )
+        .await;
+    }
+
+    async fn admin_modify(&self, dc: u8, dn: &str, mods: Vec<Mod<Vec<u8>>>) {
+        let mut ldap = self.admin_connection(dc).await;
+        let result = ldap
+            .modify(dn, mods)
+            .await
+            .unwrap_or_else(|e| panic!("modifying {dn} on dc{dc}: {e}"));
+        assert_eq!(result.rc, 0, "modifying {dn} on dc{dc}: {}", result.text);
+        let _ = ldap.unbind().await;
+    }
+
+    /// Creates `dn` on DC1 as Administrator; `exists_ok` tolerates result 68.
+    async fn admin_add(&self, dn: &str, attrs: Vec<(&str, HashSet<Vec<u8>>)>, exists_ok: bool) {
+        let mut ldap = self.admin_connection(1).await;
+        let attrs = attrs
+            .into_iter()
+            .map(|(k, v)| (k.as_bytes().to_vec(), v))
+            .collect();
+        let result = ldap
+            .add(dn, attrs)
+            .await
+            .unwrap_or_else(|e| panic!("adding {dn}: {e}"));
+        assert!(
+            result.rc == 0 || (exists_ok && result.rc == 68),
+            "adding {dn}: result {}: {}",
+            result.rc,
+            result.text
+        );
+        let _ = ldap.unbind().await;
+    }
+
+    /// Pulls DC1's changes into DC2 now: the one object `dn` (and nothing
+    /// else), or with `None` the configuration and domain naming contexts
+    /// entirely (ends the lag for every test: avoid in tests). ~1 s.
+    pub async fn sync_to_dc2(&self, dn: Option<&str>) {
+        // One pull at a time: each opens DC2's database directly.
+        static PULL: Mutex<()> = Mutex::new(());
+        let dir = self.dir.display().to_string();
+        let dn = dn.map(str::to_string);
+        tokio::task::spawn_blocking(move || {
+            let _one = PULL.lock().unwrap_or_else(|e| e.into_inner());
+            let mut args = vec!["sync", dir.as_str()];
+            args.extend(dn.as_deref());
+            script(&args).unwrap_or_else(|e| panic!("{e}"))
+        })
+        .await
+        .expect("sync task");
+    }
+
+    // ------------------------------------------------------------ objects
+
+    /// A new enabled user under OU=Staff, pulled into DC2: see [`UserSpec`].
+    pub async fn new_user(&self, prefix: &str) -> TestUser {
+        self.user(prefix).create().await
+    }
+
+    /// A user to be made with options:
+    /// `domain.user("lag").not_replicated().admin_count().create().await`.
+    pub fn user(&self, prefix: &str) -> UserSpec<'_> {
+        UserSpec {
+            domain: self,
+            sam: unique_name(prefix),
+            replicate: true,
+            admin_count: false,
+            member_of: Vec::new(),
+            mail: None,
+        }
+    }
+
+    /// A new global security group under OU=Staff, on DC1 only; nest it with
+    /// [`Domain::add_member`], e.g. into [`Domain::domain_admins_dn`].
+    pub async fn new_group(&self, prefix: &str) -> TestGroup {
+        let sam = unique_name(prefix);
+        let dn = format!("CN={sam},{}", self.staff_dn());
+        self.admin_add(
+            &dn,
+            vec![
+                ("objectClass", values(["group"])),
+                ("sAMAccountName", values([&sam])),
+            ],
+            false,
+        )
+        .await;
+        TestGroup { sam, dn }
+    }
+
+    /// Objects that are not users but look like `user`: same cn,
+    /// displayName and mail (a computer also has objectClass user). They sit
+    /// in CN=Computers, CN=Users and OU=Contacts, on DC1 only.
+    pub async fn lookalikes(&self, user: &TestUser) -> Lookalikes {
+        let base = self.base_dn();
+        let shared = |class: &str| {
+            vec![
+                ("objectClass", values([class])),
+                ("displayName", values([&user.display_name])),
+                ("mail", values([&user.mail])),
+            ]
+        };
+        let computer = format!("CN={},CN=Computers,{base}", user.cn);
+        let mut attrs = shared("computer");
+        attrs.push(("sAMAccountName", values([format!("{}$", user.sam)])));
+        attrs.push(("userAccountControl", values(["4096"]))); // WORKSTATION_TRUST_ACCOUNT
+        self.admin_add(&computer, attrs, false).await;
+
+        let group = format!("CN={},CN=Users,{base}", user.cn);
+        let mut attrs = shared("group");
+        attrs.push(("sAMAccountName", values([unique_name("look")])));
+        self.admin_add(&group, attrs, false).await;
+
+        let contacts = format!("OU=Contacts,{base}");
+        let ou = vec![("objectClass", values(["organizationalUnit"]))];
+        self.admin_add(&contacts, ou, true).await;
+        let contact = format!("CN={},{contacts}", user.cn);
+        self.admin_add(&contact, shared("contact"), false).await;
+        Lookalikes {
+            computer,
+            group,
+            contact,
+        }
+    }
+}
+
+/// An attribute's values for ldap3 (which wants a set of byte strings).
+pub fn values<I: IntoIterator<Item = S>, S: AsRef<[u8]>>(items: I) -> HashSet<Vec<u8>> {
+    items.into_iter().map(|s| s.as_ref().to_vec()).collect()
+}
+
+/// A search; Err carries the result code and text.
+pub async fn search(
+    ldap: &mut Ldap,
+    base: &str,
+    scope: Scope,
+    filter: &str,
+    attrs: &[&str],
+) -> Result<Vec<SearchEntry>, String> {
+    let (entries, result) = ldap
+        .search(base, scope, filter, attrs.to_vec())
+        .await
+        .map_err(|e| e.to_string())?
+        .success()
+        .map_err(|e| e.to_string())?;
+    debug_assert_eq!(result.rc, 0);
+    Ok(entries.into_iter().map(SearchEntry::construct).collect())
+}
+
+/// `prefix-XXXXN`: XXXX is random per test process, N counts within it.
+/// Fits sAMAccountName's 20 characters for a prefix of up to 8.
+fn unique_name(prefix: &str) -> String {
+    static RUN: OnceLock<String> = OnceLock::new();
+    static NEXT: AtomicU32 = AtomicU32::new(1);
+    assert!(
+        (1..=8).contains(&prefix.len())
+            && prefix
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'),
+        "name prefix {prefix:?}: 1 to 8 of a-z, 0-9, '-'"
+    );
+    let run = RUN.get_or_init(|| {
+        let r = getrandom::u32().expect("random");
+        format!("{:04x}", r & 0xffff)
+    });
+    let name = format!("{prefix}-{run}{}", NEXT.fetch_add(1, Ordering::Relaxed));
+    assert!(name.len() <= 20, "{name} is longer than 20");
+    name
+}
+
+/// A fresh password that meets the domain's complexity rules.
+fn new_password() -> String {
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes).expect("random");
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("Rt{hex}.T9")
+}
+
+/// A user made by [`Domain::new_user`] or [`UserSpec::create`].
+#[derive(Debug, Clone)]
+pub struct TestUser {
+    pub sam: String,
+    /// `<sam>@lab.example.test`
+    pub upn: String,
+    /// `<sam>@lab.example.test` unless [`UserSpec::mail`] said otherwise.
+    pub mail: String,
+    /// `CN=<sam>,OU=Staff,<base>`
+    pub dn: String,
+    pub cn: String,
+    pub display_name: String,
+    pub password: String,
+}
+
+/// Options for a new user; [`UserSpec::create`] makes it.
+pub struct UserSpec<'d> {
+    domain: &'d Domain,
+    sam: String,
+    replicate: bool,
+    admin_count: bool,
+    member_of: Vec<String>,
+    mail: Option<String>,
+}
+
+impl UserSpec<'_> {
+    /// Leave the user on DC1 only (DC2 does not know it).
+    pub fn not_replicated(mut self) -> Self {
+        self.replicate = false;
+        self
+    }
+
+    /// adminCount: 1, as AD's SDProp marks members of protected groups
+    /// (Samba never sets it by itself).
+    pub fn admin_count(mut self) -> Self {
+        self.admin_count = true;
+        self
+    }
+
+    /// Member of this group (on DC1: a membership lives on the group, which
+    /// is not pulled into DC2).
+    pub fn member_of(mut self, group_dn: &str) -> Self {
+        self.member_of.push(group_dn.to_string());
+        self
+    }
+
+    /// This `mail` instead of `<sam>@lab.example.test`: give two users the
+    /// same one for an ambiguous lookup.
+    pub fn mail(mut self, mail: &str) -> Self {
+        self.mail = Some(mail.to_string());
+        self
+    }
+
+    /// Creates the user on DC1 as Administrator: enabled (512), with
+    /// displayName, mail, UPN and a fresh password; then its groups; then
+    /// pulls it into DC2 unless [`UserSpec::not_replicated`].
+    pub async fn create(self) -> TestUser {
+        let d = self.domain;
+        let sam = self.sam;
+        let upn = format!("{sam}@{}", d.dns_domain());
+        let user = TestUser {
+            mail: self.mail.unwrap_or_else(|| upn.clone()),
+            dn: format!("CN={sam},{}", d.staff_dn()),
+            cn: sam.clone(),
+            display_name: format!("Test User {sam}"),
+            password: new_password(),
+            upn,
+            sam,
+        };
+        // unicodePwd: the password in double quotes, UTF-16LE.
+        let quoted = format!("\"{}\"", user.password);
+        let unicode_pwd: Vec<u8> = quoted.encode_utf16().flat_map(u16::to_le_bytes).collect();
+        let mut attrs = vec![
+            ("objectClass", values(["user"])),
+            ("sAMAccountName", values([&user.sam])),
+            ("userPrincipalName", values([&user.upn])),
+            ("displayName", values([&user.display_name])),
+            ("mail", values([&user.mail])),
+            ("unicodePwd", values([unicode_pwd])),
+            ("userAccountControl", values([UAC_ENABLED.to_string()])),
+        ];
+        if self.admin_count {
+            attrs.push(("adminCount", values(["1"])));
+        }
+        d.admin_add(&user.dn, attrs, false).await;
+        for group in &self.member_of {
+            d.add_member(group, &user.dn).await;
+        }
+        if self.replicate {
+            d.sync_to_dc2(Some(&user.dn)).await;
+        }
+        user
+    }
+}
+
+/// A group made by [`Domain::new_group`].
+#[derive(Debug, Clone)]
+pub struct TestGroup {
+    /// Also its cn.
+    pub sam: String,
+    pub dn: String,
+}
+
+/// DNs of the not-users made by [`Domain::lookalikes`].
+#[derive(Debug, Clone)]
+pub struct Lookalikes {
+    pub computer: String,
+    pub group: String,
+    pub contact: String,
+}
+
+// ------------------------------------------------------------ estate
+
+/// The domain plus a lab of simulated Exchange servers whose WinRM accepts
+/// the operator (`LAB\revoke-op`, the operator's AD password), and a
+/// revoke.toml with the lab's servers, `[winrm]` and `[directory]`.
+pub struct AdEstate {
+    pub domain: &'static Domain,
+    lab: TestLab,
+}
+
+impl AdEstate {
+    /// `servers` lab servers (EX01...), listed in revoke.toml.
+    pub async fn start(servers: usize) -> Self {
+        Self::start_with(servers, true).await
+    }
+
+    /// revoke.toml with `[winrm]` and `[directory]` but no `servers` key:
+    /// `revoke` has to find the Exchange servers in AD. The lab (one server)
+    /// is only there for the `[winrm]` section.
+    pub async fn start_without_servers() -> Self {
+        Self::start_with(1, false).await
+    }
+
+    async fn start_with(servers: usize, list_servers: bool) -> Self {
+        let domain = domain();
+        let lab = TestLab::start(LabConfig {
+            admin_user: domain.operator_sam().to_string(),
+            admin_password: domain.operator_password().to_string(),
+            netbios_domain: domain.var("SAMBA_DOMAIN").to_string(),
+            dns_domain: domain.dns_domain().to_string(),
+            ..fast_lab(servers)
+        })
+        .await;
+        let text = std::fs::read_to_string(&lab.config).expect("read revoke.toml");
+        let mut config: toml::Table = text.parse().expect("the lab's revoke.toml");
+        if !list_servers {
+            config.remove("servers").expect("a servers key");
+        }
+        let mut directory = toml::Table::new();
+        directory.insert("url".into(), domain.dc_url(1).into());
+        let ca = domain.ca_file().display().to_string();
+        directory.insert("ca_file".into(), ca.into());
+        directory.insert("bind_user".into(), domain.operator_upn().into());
+        config.insert("directory".into(), directory.into());
+        std::fs::write(&lab.config, config.to_string()).expect("write revoke.toml");
+        AdEstate { domain, lab }
+    }
+
+    /// The revoke.toml.
+    pub fn config(&self) -> &Path {
+        &self.lab.config
+    }
+
+    /// The lab: servers, their IIS and command logs.
+    pub fn lab(&self) -> &TestLab {
+        &self.lab
+    }
+
+    /// Sets one more key of `[directory]` (replication_timeout,
+    /// domain_controllers, starttls, insecure_plain_ldap, or `url` again).
+    pub fn set_directory(&self, key: &str, value: impl Into<toml::Value>) {
+        let path = self.config();
+        let text = std::fs::read_to_string(path).expect("read revoke.toml");
+        let mut config: toml::Table = text.parse().expect("revoke.toml");
+        let directory = config
+            .get_mut("directory")
+            .and_then(toml::Value::as_table_mut)
+            .expect("[directory]");
+        directory.insert(key.to_string(), value.into());
+        std::fs::write(path, config.to_string()).expect("write revoke.toml");
+    }
+
+    /// `revoke SUBCOMMAND --config <revoke.toml> ARGS` with the operator's
+    /// password in REVOKE_PASSWORD.
+    pub fn revoke<S: AsRef<str>>(&self, subcommand: &str, args: &[S]) -> Revoke {
+        let mut all = vec![
+            subcommand.to_string(),
+            "--config".to_string(),
+            self.config().display().to_string(),
+        ];
+        all.extend(args.iter().map(|a| a.as_ref().to_string()));
+        Revoke::new(&all).password(self.domain.operator_password())
+    }
+}
