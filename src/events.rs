@@ -189,7 +189,27 @@ pub struct DcOutcome {
     pub status: DcStatus,
     /// From the end of the write until this DC was seen with the change.
     pub elapsed_ms: u64,
+    /// When this DC was seen with the change (RFC 3339, UTC); null if it was not.
+    pub confirmed_at: Option<String>,
     pub message: Option<String>,
+}
+
+impl DcOutcome {
+    /// An outcome decided now: a converged status is confirmed at this instant.
+    pub fn now(host: &str, status: DcStatus, elapsed: Duration, message: Option<String>) -> Self {
+        let converged = matches!(
+            status,
+            DcStatus::Written | DcStatus::Replicated | DcStatus::DirectWrite
+        );
+        DcOutcome {
+            host: host.to_string(),
+            status,
+            elapsed_ms: elapsed.as_millis() as u64,
+            confirmed_at: converged
+                .then(|| humantime::format_rfc3339_millis(SystemTime::now()).to_string()),
+            message,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

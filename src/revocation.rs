@@ -10,6 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use thiserror::Error;
 
+use crate::directory::account::ACCOUNT_DISABLE;
 use crate::directory::change::{AccountState, Applied, Change, apply};
 use crate::directory::convergence::{Written, converge};
 use crate::directory::guards::{self, Operator};
@@ -239,12 +240,7 @@ pub async fn execute(prepared: Prepared, connector: Connector, events: EventSink
         return;
     }
     events.emit(Event::DomainControllerFinished {
-        dc: DcOutcome {
-            host: source_host.clone(),
-            status: DcStatus::Written,
-            elapsed_ms: 0,
-            message: None,
-        },
+        dc: DcOutcome::now(&source_host, DcStatus::Written, Duration::ZERO, None),
     });
     match plan.replication_timeout {
         Some(deadline) if !other_dcs.is_empty() => {
@@ -269,12 +265,12 @@ pub async fn execute(prepared: Prepared, connector: Connector, events: EventSink
         None => {
             for dc in &other_dcs {
                 events.emit(Event::DomainControllerFinished {
-                    dc: DcOutcome {
-                        host: dc.host.clone(),
-                        status: DcStatus::Unchecked,
-                        elapsed_ms: write_done.elapsed().as_millis() as u64,
-                        message: Some("not checked (--no-wait-replication)".into()),
-                    },
+                    dc: DcOutcome::now(
+                        &dc.host,
+                        DcStatus::Unchecked,
+                        write_done.elapsed(),
+                        Some("not checked (--no-wait-replication)".into()),
+                    ),
                 });
             }
         }
@@ -319,7 +315,7 @@ fn planned(input: &str, account: &UserAccount, change: &Change) -> UserOutcome {
             "already disabled: nothing to write; the flush would still run".to_string(),
         ),
         Change::Disable => (
-            account.user_account_control | crate::directory::account::ACCOUNT_DISABLE,
+            account.user_account_control | ACCOUNT_DISABLE,
             "would write userAccountControl".to_string(),
         ),
         Change::Reset { must_change, .. } => (
@@ -384,9 +380,7 @@ async fn dry_run_view(
                     Ok(state) => format!(
                         "{} {} ({})",
                         account.sam,
-                        if state.user_account_control & crate::directory::account::ACCOUNT_DISABLE
-                            != 0
-                        {
+                        if state.user_account_control & ACCOUNT_DISABLE != 0 {
                             "disabled"
                         } else {
                             "enabled"
@@ -401,12 +395,7 @@ async fn dry_run_view(
         }
         Err(error) => format!("cannot check it now: {error}"),
     };
-    DcOutcome {
-        host: host.to_string(),
-        status: DcStatus::Planned,
-        elapsed_ms: started.elapsed().as_millis() as u64,
-        message: Some(message),
-    }
+    DcOutcome::now(host, DcStatus::Planned, started.elapsed(), Some(message))
 }
 
 /// Connects and lists the Exchange servers as flush targets (`flush` and

@@ -82,7 +82,7 @@ pub async fn apply(
     change: &Change,
 ) -> Result<Applied, DirectoryError> {
     match change {
-        Change::Disable => disable(conn, dn).await,
+        Change::Disable => disable(conn, dn, None).await,
         Change::Reset {
             password,
             must_change,
@@ -90,12 +90,22 @@ pub async fn apply(
     }
 }
 
-async fn disable(conn: &mut Connection, dn: &str) -> Result<Applied, DirectoryError> {
-    // Delete-exact-old-value + add-new in one modify: if someone changed the
-    // attribute in between, the delete fails instead of overwriting their
-    // change. Re-read and try once more.
+/// Disables `dn`, starting from `observed` (the state the caller last read)
+/// if given, else from a fresh read.
+///
+/// Delete-exact-old-value + add-new in one modify: if someone changed the
+/// attribute since it was read, the delete fails instead of overwriting
+/// their change; revoke reads again and tries once more.
+pub async fn disable(
+    conn: &mut Connection,
+    dn: &str,
+    mut observed: Option<AccountState>,
+) -> Result<Applied, DirectoryError> {
     for _attempt in 0..2 {
-        let before = AccountState::read(conn, dn).await?;
+        let before = match observed.take() {
+            Some(state) => state,
+            None => AccountState::read(conn, dn).await?,
+        };
         if before.user_account_control & ACCOUNT_DISABLE != 0 {
             return Ok(Applied {
                 after: before.clone(),

@@ -71,14 +71,17 @@ pub async fn converge(
                 converge_one(&gate, &dc),
             )
             .await
-            .unwrap_or_else(|_| DcOutcome {
-                host: dc.host.clone(),
-                status: DcStatus::NotConverged,
-                elapsed_ms: started.elapsed().as_millis() as u64,
-                message: Some(format!(
+            .unwrap_or_else(|_| {
+                let why = format!(
                     "no confirmation within {} s: this DC may still let the user in",
                     deadline.as_secs()
-                )),
+                );
+                DcOutcome::now(
+                    &dc.host,
+                    DcStatus::NotConverged,
+                    started.elapsed(),
+                    Some(why),
+                )
             });
             events.emit(Event::DomainControllerFinished {
                 dc: outcome.clone(),
@@ -96,11 +99,14 @@ pub async fn converge(
         .into_iter()
         .zip(dcs)
         .map(|(o, dc)| {
-            o.unwrap_or_else(|| DcOutcome {
-                host: dc.host.clone(),
-                status: DcStatus::NotConverged,
-                elapsed_ms: started.elapsed().as_millis() as u64,
-                message: Some("the check of this DC failed unexpectedly".into()),
+            o.unwrap_or_else(|| {
+                let why = "the check of this DC failed unexpectedly".to_string();
+                DcOutcome::now(
+                    &dc.host,
+                    DcStatus::NotConverged,
+                    started.elapsed(),
+                    Some(why),
+                )
             })
         })
         .collect()
@@ -128,14 +134,17 @@ async fn converge_one(gate: &Gate<'_>, dc: &DomainController) -> DcOutcome {
         events,
     } = *gate;
     let step = |what: String| events.emit(Event::DirectoryStep { what });
-    let not_converged = |why: String| DcOutcome {
-        host: dc.host.clone(),
-        status: DcStatus::NotConverged,
-        elapsed_ms: started.elapsed().as_millis() as u64,
-        message: Some(format!(
+    let not_converged = |why: String| {
+        let message = format!(
             "not confirmed within {} s ({why}): this DC may still let the user in",
             deadline.as_secs()
-        )),
+        );
+        DcOutcome::now(
+            &dc.host,
+            DcStatus::NotConverged,
+            started.elapsed(),
+            Some(message),
+        )
     };
     let mut last_error = String::new();
     let mut conn = loop {
@@ -176,24 +185,27 @@ async fn converge_one(gate: &Gate<'_>, dc: &DomainController) -> DcOutcome {
             }
         }
         if lagging.is_empty() {
-            let elapsed_ms = started.elapsed().as_millis() as u64;
-            return DcOutcome {
-                host: dc.host.clone(),
-                status: if direct_write {
-                    DcStatus::DirectWrite
-                } else {
-                    DcStatus::Replicated
-                },
-                elapsed_ms,
-                message: direct_write.then(|| {
-                    if asked_refused_ever {
-                        "it refused forced replication (replicateSingleObject), so the change was written here directly"
-                    } else {
-                        "forced replication did not arrive in time, so the change was written here directly"
-                    }
-                    .to_string()
-                }),
+            let (status, message) = match (direct_write, asked_refused_ever) {
+                (false, _) => (DcStatus::Replicated, None),
+                (true, true) => (
+                    DcStatus::DirectWrite,
+                    Some(
+                        "it refused forced replication (replicateSingleObject), so the change was written here directly",
+                    ),
+                ),
+                (true, false) => (
+                    DcStatus::DirectWrite,
+                    Some(
+                        "forced replication did not arrive in time, so the change was written here directly",
+                    ),
+                ),
             };
+            return DcOutcome::now(
+                &dc.host,
+                status,
+                started.elapsed(),
+                message.map(String::from),
+            );
         }
         let names: Vec<&str> = lagging.iter().map(|a| a.label.as_str()).collect();
         if started.elapsed() >= deadline {

@@ -1,5 +1,6 @@
 //! Integration tests: one binary so it links once. Each module starts what it
 //! needs (a lab in-process, the real `revoke` binary) on loopback only.
+mod account;
 mod common;
 mod flush;
 mod lab_fidelity;

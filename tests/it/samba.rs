@@ -338,6 +338,18 @@ impl Domain {
         .await;
     }
 
+    /// Sets a user's password directly on DC `dc` as Administrator (a
+    /// helpdesk reset by hand).
+    pub async fn set_password(&self, dc: u8, dn: &str, password: &str) {
+        let unicode_pwd = unicode_pwd(password);
+        self.admin_modify(
+            dc,
+            dn,
+            vec![Mod::Replace("unicodePwd".into(), values([unicode_pwd]))],
+        )
+        .await;
+    }
+
     /// Adds `member_dn` to the group `group_dn` on DC1.
     pub async fn add_member(&self, group_dn: &str, member_dn: &str) {
         self.admin_modify(
@@ -413,6 +425,7 @@ impl Domain {
             admin_count: false,
             member_of: Vec::new(),
             mail: None,
+            parent: None,
         }
     }
 
@@ -469,6 +482,11 @@ impl Domain {
     }
 }
 
+/// unicodePwd: the password in double quotes, UTF-16LE (revoke's own encoder).
+fn unicode_pwd(password: &str) -> Vec<u8> {
+    revoke::directory::password::unicode_pwd(&revoke::credentials::Password::new(password.into()))
+}
+
 /// An attribute's values for ldap3 (which wants a set of byte strings).
 pub fn values<I: IntoIterator<Item = S>, S: AsRef<[u8]>>(items: I) -> HashSet<Vec<u8>> {
     items.into_iter().map(|s| s.as_ref().to_vec()).collect()
@@ -494,7 +512,7 @@ pub async fn search(
 
 /// `prefix-XXXXN`: XXXX is random per test process, N counts within it.
 /// Fits sAMAccountName's 20 characters for a prefix of up to 8.
-fn unique_name(prefix: &str) -> String {
+pub fn unique_name(prefix: &str) -> String {
     static RUN: OnceLock<String> = OnceLock::new();
     static NEXT: AtomicU32 = AtomicU32::new(1);
     assert!(
@@ -544,6 +562,7 @@ pub struct UserSpec<'d> {
     admin_count: bool,
     member_of: Vec<String>,
     mail: Option<String>,
+    parent: Option<String>,
 }
 
 impl UserSpec<'_> {
@@ -574,6 +593,13 @@ impl UserSpec<'_> {
         self
     }
 
+    /// In this container instead of OU=Staff (where the operator has no
+    /// delegated rights, e.g. CN=Users).
+    pub fn under(mut self, parent_dn: &str) -> Self {
+        self.parent = Some(parent_dn.to_string());
+        self
+    }
+
     /// Creates the user on DC1 as Administrator: enabled (512), with
     /// displayName, mail, UPN and a fresh password; then its groups; then
     /// pulls it into DC2 unless [`UserSpec::not_replicated`].
@@ -583,16 +609,14 @@ impl UserSpec<'_> {
         let upn = format!("{sam}@{}", d.dns_domain());
         let user = TestUser {
             mail: self.mail.unwrap_or_else(|| upn.clone()),
-            dn: format!("CN={sam},{}", d.staff_dn()),
+            dn: format!("CN={sam},{}", self.parent.unwrap_or_else(|| d.staff_dn())),
             cn: sam.clone(),
             display_name: format!("Test User {sam}"),
             password: new_password(),
             upn,
             sam,
         };
-        // unicodePwd: the password in double quotes, UTF-16LE.
-        let quoted = format!("\"{}\"", user.password);
-        let unicode_pwd: Vec<u8> = quoted.encode_utf16().flat_map(u16::to_le_bytes).collect();
+        let unicode_pwd = unicode_pwd(&user.password);
         let mut attrs = vec![
             ("objectClass", values(["user"])),
             ("sAMAccountName", values([&user.sam])),

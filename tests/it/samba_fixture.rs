@@ -327,10 +327,6 @@ async fn ad_estate_writes_directory_and_winrm_settings() {
     assert_eq!(estate.lab().servers().len(), 2);
 
     // The lab's WinRM accepts LAB\revoke-op with the operator's AD password.
-    // (revoke flush, with [directory] taken out: flush need not know it.)
-    let mut winrm_only = config.clone();
-    winrm_only.remove("directory");
-    std::fs::write(estate.config(), winrm_only.to_string()).unwrap();
     let run = estate.revoke("flush", &["--output", "json"]).run().await;
     run.assert_code(0);
     for server in estate.lab().servers() {
