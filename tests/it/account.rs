@@ -771,3 +771,35 @@ async fn servers_lists_the_mailbox_and_client_access_servers_in_ad() {
         table.stdout
     );
 }
+
+// ------------------------------------------------------------ transport
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_directory_connection_is_encrypted_and_verified() {
+    let estate = AdEstate::start(1).await;
+    let d = estate.domain;
+    let user = d.new_user("tls").await;
+    let dry = ["--dry-run", "-q"];
+    let args: Vec<&str> = [user.sam.as_str()].into_iter().chain(dry).collect();
+
+    // Plain LDAP is refused before anything is sent.
+    estate.set_directory("url", format!("ldap://{}", d.dc_host(1)));
+    let run = estate.revoke("disable", &args).run().await;
+    run.assert_code(1);
+    assert!(run.stderr.contains("clear text"), "{}", run.stderr);
+
+    // StartTLS on 389 works.
+    estate.set_directory("starttls", true);
+    estate.revoke("disable", &args).run().await.assert_code(0);
+
+    // A CA that did not sign the DC's certificate: refused.
+    estate.set_directory("starttls", false);
+    estate.set_directory("url", d.dc_url(1));
+    let other_ca = estate.config().with_file_name("lab-ca.pem");
+    estate.set_directory("ca_file", other_ca.display().to_string());
+    let run = estate.revoke("disable", &args).run().await;
+    run.assert_code(1);
+    assert!(run.stderr.contains("cannot reach the directory"), "{}", run.stderr);
+    assert!(run.stderr.to_lowercase().contains("certificate"), "{}", run.stderr);
+    assert_nothing_flushed(&estate);
+}
