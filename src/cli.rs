@@ -151,6 +151,9 @@ pub struct FlushArgs {
     /// iisreset: how many servers may be restarting at once [default: 1].
     #[arg(long, value_name = "N")]
     pub max_unavailable: Option<usize>,
+    /// Wait this long for the old worker processes to exit after a recycle [default: 90].
+    #[arg(long, value_name = "SECS")]
+    pub drain_timeout: Option<u64>,
     /// Connect and look, change nothing: show what would be run where.
     #[arg(long)]
     pub dry_run: bool,

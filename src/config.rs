@@ -100,11 +100,15 @@ pub struct FlushSection {
     pub timeout: Option<u64>,
     pub max_unavailable: Option<usize>,
     pub retries: Option<u32>,
+    /// Seconds to wait for the old worker processes to exit after a recycle.
+    pub drain_timeout: Option<u64>,
 }
 
 pub const DEFAULT_PARALLEL: usize = 32;
 pub const DEFAULT_TIMEOUT_SECS: u64 = 120;
 pub const DEFAULT_RETRIES: u32 = 2;
+/// IIS's default shutdownTimeLimit: an old worker drains at most this long.
+pub const DEFAULT_DRAIN_TIMEOUT_SECS: u64 = 90;
 pub const DEFAULT_REPLICATION_TIMEOUT_SECS: u64 = 60;
 const DEFAULT_LDAP_TIMEOUT_SECS: u64 = 15;
 const DEFAULT_CONNECT_TIMEOUT_SECS: u64 = 10;
@@ -277,6 +281,11 @@ pub fn flush_plan(
         timeout: Duration::from_secs(timeout),
         max_unavailable,
         retries: flush.retries.unwrap_or(DEFAULT_RETRIES),
+        drain_timeout: Duration::from_secs(
+            args.drain_timeout
+                .or(flush.drain_timeout)
+                .unwrap_or(DEFAULT_DRAIN_TIMEOUT_SECS),
+        ),
         dry_run: args.dry_run,
         connection,
     })

@@ -33,6 +33,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<u8> {
     }
 
     let plan = FlushPlan {
+        drain_timeout: Duration::from_secs(crate::config::DEFAULT_DRAIN_TIMEOUT_SECS),
         targets: lab
             .servers()
             .iter()

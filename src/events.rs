@@ -71,7 +71,12 @@ pub enum Step {
     Resetting,
     WaitingForIis,
     Verifying,
-    Retrying { attempt: u32, reason: String },
+    /// Old workers still serving the requests they had accepted.
+    Draining(Vec<u32>),
+    Retrying {
+        attempt: u32,
+        reason: String,
+    },
 }
 
 impl std::fmt::Display for Step {
@@ -84,6 +89,14 @@ impl std::fmt::Display for Step {
             Step::Resetting => f.write_str("iisreset /noforce"),
             Step::WaitingForIis => f.write_str("waiting for IIS to run again"),
             Step::Verifying => f.write_str("verifying new workers"),
+            Step::Draining(pids) => write!(
+                f,
+                "waiting for old workers to exit: {}",
+                pids.iter()
+                    .map(u32::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
             Step::Retrying { attempt, reason } => write!(f, "retry {attempt} after: {reason}"),
         }
     }
@@ -120,6 +133,9 @@ pub struct ActionOutcome {
     pub status: ActionStatus,
     pub old_pids: Vec<u32>,
     pub new_pids: Vec<u32>,
+    /// Old workers still running when revoke stopped waiting: they keep
+    /// their cached tokens until they exit.
+    pub draining_pids: Vec<u32>,
     pub message: Option<String>,
 }
 
@@ -132,6 +148,8 @@ pub enum ServerStatus {
     Timeout,
     Unreachable,
     Planned,
+    /// Flushed, but an old worker was still running at the drain deadline.
+    Draining,
     /// The run was interrupted (Ctrl-C) before this server finished.
     Interrupted,
 }
@@ -247,6 +265,9 @@ pub struct ServerOutcome {
     /// What the server calls itself (`hostname`), once known.
     pub computer: Option<String>,
     pub attempts: u32,
+    /// When no worker that was running before the flush was left (the
+    /// tokens cached before the change are gone); None if one still runs.
+    pub old_workers_exited_at: Option<SystemTime>,
 }
 
 /// Where the core sends its events. Cheap to clone.

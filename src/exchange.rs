@@ -5,7 +5,7 @@
 //! dry run; the mutating commands are sent at most once each.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::events::{ActionOutcome, ActionStatus, Event, ServerStatus, Step};
 use crate::iis::{self, AppPool, PoolState, RemoteCommand, WorkerProcess};
@@ -22,6 +22,10 @@ pub struct JobState {
     /// Actions that succeeded (recycled or reset) so far.
     pub succeeded: usize,
     pub failed: usize,
+    /// When none of the workers from before the flush was running any more.
+    pub old_workers_exited_at: Option<SystemTime>,
+    /// Old workers still running at the drain deadline, in words.
+    pub draining: Vec<String>,
 }
 
 pub type SharedState = Arc<Mutex<JobState>>;
@@ -51,6 +55,11 @@ impl JobError {
 
 /// How often `iisreset /status` is asked while IIS restarts.
 const IIS_STATUS_POLL: Duration = Duration::from_millis(500);
+/// How often `appcmd list wp` is asked while old workers drain.
+const DRAIN_POLL: Duration = Duration::from_millis(250);
+/// Stop waiting for old workers this long before the server's timeout, so
+/// the report can still say which are draining.
+const DRAIN_MARGIN: Duration = Duration::from_secs(3);
 
 pub struct ServerJob<'a> {
     pub plan: &'a FlushPlan,
@@ -58,6 +67,8 @@ pub struct ServerJob<'a> {
     pub connector: &'a Connector,
     pub events: &'a EventSink,
     pub state: SharedState,
+    /// The server's whole job must end by then (`--timeout`).
+    pub deadline: Instant,
 }
 
 impl ServerJob<'_> {
@@ -119,6 +130,8 @@ impl ServerJob<'_> {
         let state = self.state.lock().expect("job state");
         Ok(if self.plan.dry_run {
             ServerStatus::Planned
+        } else if state.failed == 0 && !state.draining.is_empty() {
+            ServerStatus::Draining
         } else if state.failed == 0 {
             ServerStatus::Ok
         } else if state.succeeded > 0 {
@@ -150,6 +163,7 @@ impl ServerJob<'_> {
                 status,
                 old_pids: old_pids.clone(),
                 new_pids: Vec::new(),
+                draining_pids: Vec::new(),
                 message,
             };
             let found = pools
@@ -191,19 +205,40 @@ impl ServerJob<'_> {
                 }
             }
         }
-        if recycled.is_empty() {
+        if self.plan.dry_run {
             return Ok(());
         }
         self.step(Step::Verifying);
-        let after = self.list_workers(shell).await?;
+        let after = self.wait_for_old_workers(shell, &recycled).await?;
         for (pool, old_pids) in recycled {
-            let new_pids: Vec<u32> = iis::pids_of(&after, &pool)
-                .into_iter()
+            let running = iis::pids_of(&after, &pool);
+            let new_pids: Vec<u32> = running
+                .iter()
+                .copied()
                 .filter(|pid| !old_pids.contains(pid))
                 .collect();
-            let message = new_pids
-                .is_empty()
-                .then(|| "no new worker yet: IIS starts one on the next request".to_string());
+            let draining_pids: Vec<u32> = old_pids
+                .iter()
+                .copied()
+                .filter(|pid| running.contains(pid))
+                .collect();
+            let message = if !draining_pids.is_empty() {
+                Some(format!(
+                    "old worker(s) {} still running at the drain deadline: they keep their cached tokens until they exit",
+                    list(&draining_pids)
+                ))
+            } else if new_pids.is_empty() {
+                Some("no new worker yet: IIS starts one on the next request".to_string())
+            } else {
+                None
+            };
+            if !draining_pids.is_empty() {
+                self.state
+                    .lock()
+                    .expect("job state")
+                    .draining
+                    .push(format!("{pool}: pid {}", list(&draining_pids)));
+            }
             self.events.emit(Event::ActionFinished {
                 server: self.target.label.clone(),
                 action: ActionOutcome {
@@ -211,11 +246,49 @@ impl ServerJob<'_> {
                     status: ActionStatus::Recycled,
                     old_pids,
                     new_pids,
+                    draining_pids,
                     message,
                 },
             });
         }
         Ok(())
+    }
+
+    /// Polls the workers until none of the recycled pools' old workers runs,
+    /// or the drain deadline; returns the last listing. An old worker keeps
+    /// serving requests it had accepted (an ActiveSync long poll), with the
+    /// tokens it cached, until it exits.
+    async fn wait_for_old_workers(
+        &self,
+        shell: &Shell<'_>,
+        recycled: &[(String, Vec<u32>)],
+    ) -> Result<Vec<WorkerProcess>, JobError> {
+        let margin = DRAIN_MARGIN.min(self.plan.timeout / 4);
+        let give_up = (Instant::now() + self.plan.drain_timeout)
+            .min(self.deadline.checked_sub(margin).unwrap_or(self.deadline));
+        loop {
+            let after = self.list_workers(shell).await?;
+            let alive: Vec<u32> = recycled
+                .iter()
+                .flat_map(|(pool, old)| {
+                    let running = iis::pids_of(&after, pool);
+                    old.iter()
+                        .copied()
+                        .filter(move |pid| running.contains(pid))
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            if alive.is_empty() {
+                self.state.lock().expect("job state").old_workers_exited_at =
+                    Some(SystemTime::now());
+                return Ok(after);
+            }
+            if Instant::now() + DRAIN_POLL >= give_up {
+                return Ok(after);
+            }
+            self.step(Step::Draining(alive));
+            tokio::time::sleep(DRAIN_POLL).await;
+        }
     }
 
     async fn iisreset(&self, shell: &Shell<'_>, before: &[WorkerProcess]) -> Result<(), JobError> {
@@ -227,6 +300,7 @@ impl ServerJob<'_> {
             status,
             old_pids: old_pids.clone(),
             new_pids,
+            draining_pids: Vec::new(),
             message,
         };
         if self.plan.dry_run {
@@ -269,9 +343,20 @@ impl ServerJob<'_> {
             .filter(|pid| !old_pids.contains(pid))
             .collect();
         new_pids.sort_unstable();
+        // iisreset stops every worker before IIS runs again.
+        if !after.iter().any(|w| old_pids.contains(&w.pid)) {
+            self.state.lock().expect("job state").old_workers_exited_at = Some(SystemTime::now());
+        }
         self.action(outcome(ActionStatus::Reset, new_pids, None));
         Ok(())
     }
+}
+
+fn list(pids: &[u32]) -> String {
+    pids.iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 async fn run(shell: &Shell<'_>, command: &RemoteCommand) -> Result<CommandOutput, WinrmError> {

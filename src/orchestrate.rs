@@ -80,6 +80,7 @@ fn hold_back(plan: &FlushPlan, events: &EventSink, waves: &[Vec<usize>], maybe_d
                 error: Some(error.clone()),
                 computer: None,
                 attempts: 0,
+                old_workers_exited_at: None,
             },
         });
     }
@@ -142,6 +143,7 @@ async fn run_server(
         connector,
         events,
         state: Arc::clone(&state),
+        deadline: started + plan.timeout,
     };
     let attempts = Arc::new(Mutex::new(0u32));
 
@@ -176,9 +178,22 @@ async fn run_server(
             Some(format!("no answer within {} s", plan.timeout.as_secs())),
         ),
     };
-    let (computer, mutated) = {
+    let (computer, mutated, exited_at, draining) = {
         let state = state.lock().expect("job state");
-        (state.computer.clone(), state.mutated)
+        let draining = state.draining.join("; ");
+        (
+            state.computer.clone(),
+            state.mutated,
+            state.old_workers_exited_at,
+            draining,
+        )
+    };
+    let error = match (status, error) {
+        (ServerStatus::Draining, None) => Some(format!(
+            "flushed, but old worker(s) still running after {} s hold cached tokens: {draining}",
+            plan.drain_timeout.as_secs()
+        )),
+        (_, error) => error,
     };
     let attempts = *attempts.lock().expect("attempts");
     events.emit(Event::ServerFinished {
@@ -189,9 +204,11 @@ async fn run_server(
             error,
             computer,
             attempts,
+            old_workers_exited_at: exited_at,
         },
     });
-    mutated && status != ServerStatus::Ok
+    // A draining server is up: it recycled, its old workers linger.
+    mutated && !matches!(status, ServerStatus::Ok | ServerStatus::Draining)
 }
 
 /// A transient failure is retried only while nothing mutating was sent:

@@ -55,6 +55,9 @@ pub struct FlushPlan {
     pub max_unavailable: usize,
     /// Transient failures before anything mutating was sent are retried this often.
     pub retries: u32,
+    /// How long to wait, after a recycle, for the old worker processes (and
+    /// the tokens they cache) to exit. Windows' shutdownTimeLimit is 90 s.
+    pub drain_timeout: Duration,
     pub dry_run: bool,
     pub connection: ClientSettings,
 }

@@ -47,6 +47,20 @@ pub struct RunReport {
     pub directory: Option<DirectoryReport>,
     /// Why the flush did not run (e.g. the directory change failed); null if it ran.
     pub flush_skipped: Option<String>,
+    /// When the exposure window closed; null in a dry run.
+    pub exposure: Option<Exposure>,
+}
+
+/// The window in which a credential or token from before the run could
+/// still be used: closed once every DC had the change and no worker that
+/// cached a token before the flush was left.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Exposure {
+    pub closed: bool,
+    /// The last of those moments (RFC 3339); null while open.
+    pub closed_at: Option<String>,
+    /// From the start of the run until then; null while open.
+    pub window_ms: Option<u64>,
 }
 
 /// The directory half of a `disable` / `reset` run.
@@ -66,6 +80,9 @@ pub struct ServerReport {
     pub duration_ms: u64,
     pub attempts: u32,
     pub error: Option<String>,
+    /// When no worker from before the flush was left (RFC 3339); null if
+    /// one still ran when revoke stopped waiting, or nothing was flushed.
+    pub old_workers_exited_at: Option<String>,
     pub actions: Vec<ActionOutcome>,
 }
 
@@ -78,6 +95,7 @@ pub struct Summary {
     pub timeout: usize,
     pub unreachable: usize,
     pub planned: usize,
+    pub draining: usize,
     pub interrupted: usize,
     pub pools_recycled: usize,
     pub pools_absent: usize,
@@ -172,6 +190,7 @@ impl RunReport {
                 ServerStatus::Unreachable => summary.unreachable += 1,
                 ServerStatus::Planned => summary.planned += 1,
                 ServerStatus::Interrupted => summary.interrupted += 1,
+                ServerStatus::Draining => summary.draining += 1,
             }
             for action in &server.actions {
                 match action.status {
@@ -185,6 +204,41 @@ impl RunReport {
         }
         self.summary = summary;
         self.warnings = self.pools_absent_everywhere();
+        self.exposure = (!self.dry_run).then(|| self.exposure_window());
+    }
+
+    fn exposure_window(&self) -> Exposure {
+        let open = Exposure {
+            closed: false,
+            closed_at: None,
+            window_ms: None,
+        };
+        if !self.all_ok() {
+            return open;
+        }
+        // Every DC confirmed (an unchecked one is not) and every server's
+        // old workers gone; None if any is missing. The timestamps share one
+        // RFC 3339 UTC format, so as strings they order like times.
+        let dcs = self
+            .directory
+            .iter()
+            .flat_map(|d| &d.domain_controllers)
+            .map(|dc| dc.confirmed_at.clone());
+        let servers = self.servers.iter().map(|s| s.old_workers_exited_at.clone());
+        let moments: Option<Vec<String>> = dcs.chain(servers).collect();
+        let Some(closed_at) = moments.and_then(|m| m.into_iter().max()) else {
+            return open;
+        };
+        let window_ms = humantime::parse_rfc3339(&closed_at)
+            .ok()
+            .zip(humantime::parse_rfc3339(&self.started_at).ok())
+            .and_then(|(end, start)| end.duration_since(start).ok())
+            .map(|d| d.as_millis() as u64);
+        Exposure {
+            closed: true,
+            closed_at: Some(closed_at),
+            window_ms,
+        }
     }
 
     fn pools_absent_everywhere(&self) -> Vec<String> {
@@ -235,6 +289,7 @@ impl RunReport {
             warnings: Vec::new(),
             directory,
             flush_skipped: None,
+            exposure: None,
         }
     }
 }
@@ -342,6 +397,7 @@ impl Reporter for ReportBuilder {
                         duration_ms: 0,
                         attempts: 0,
                         error: None,
+                        old_workers_exited_at: None,
                         actions: Vec::new(),
                     })
                     .collect();
@@ -402,6 +458,7 @@ impl Reporter for ReportBuilder {
                     s.attempts = outcome.attempts;
                     s.error = outcome.error.clone();
                     s.computer = outcome.computer.clone();
+                    s.old_workers_exited_at = outcome.old_workers_exited_at.map(timestamp);
                 }
             }
             Event::RunFinished { finished_at } => {

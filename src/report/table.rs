@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use super::{DirectoryReport, RunReport, ServerReport};
+use super::{DirectoryReport, Exposure, RunReport, ServerReport};
 use crate::events::{ActionOutcome, ActionStatus};
 use crate::plan::Method;
 
@@ -44,8 +44,12 @@ pub fn render(report: &RunReport) -> String {
     finish(out, report)
 }
 
-/// The waves, warnings and what is still open.
+/// The exposure headline, the waves, warnings and what is still open.
 fn finish(mut out: String, report: &RunReport) -> String {
+    if let Some(exposure) = &report.exposure {
+        out.push_str(&exposure_line(exposure, !report.open_items().is_empty()));
+        out.push('\n');
+    }
     if report.method == Method::Iisreset && report.waves.len() > 1 {
         let _ = writeln!(
             out,
@@ -144,6 +148,20 @@ fn word<T: serde::Serialize>(status: &T) -> String {
         .ok()
         .and_then(|v| v.as_str().map(String::from))
         .unwrap_or_default()
+}
+
+fn exposure_line(exposure: &Exposure, open_items: bool) -> String {
+    match (&exposure.closed_at, exposure.window_ms) {
+        (Some(at), Some(ms)) if exposure.closed => format!(
+            "Exposure window closed {:.1} s after the start ({at}): every DC has the change \
+             and no worker holding an older token is left.",
+            ms as f64 / 1000.0
+        ),
+        _ if open_items => "Exposure window NOT closed: see what is still open below.".to_string(),
+        _ => "Exposure window not confirmed closed: domain controllers were not checked \
+              (--no-wait-replication)."
+            .to_string(),
+    }
 }
 
 fn server_block(out: &mut String, server: &ServerReport, host_width: usize, pool_width: usize) {
@@ -287,6 +305,7 @@ mod tests {
             status,
             old_pids: old.to_vec(),
             new_pids: new.to_vec(),
+            draining_pids: vec![],
             message: msg.map(String::from),
         }
     }
@@ -311,6 +330,7 @@ mod tests {
                     duration_ms: 1834,
                     attempts: 1,
                     error: None,
+                    old_workers_exited_at: None,
                     actions: vec![
                         action(
                             "MSExchangeSyncAppPool",
@@ -343,6 +363,7 @@ mod tests {
                     duration_ms: 2210,
                     attempts: 1,
                     error: None,
+                    old_workers_exited_at: None,
                     actions: vec![
                         action(
                             "MSExchangeSyncAppPool",
@@ -377,6 +398,7 @@ mod tests {
                     duration_ms: 3,
                     attempts: 1,
                     error: Some("connection refused (nothing listens on port 5985)".into()),
+                    old_workers_exited_at: None,
                     actions: vec![],
                 },
             ],
@@ -384,6 +406,7 @@ mod tests {
             warnings: Vec::new(),
             directory: None,
             flush_skipped: None,
+            exposure: None,
         };
         report.summarize();
         report

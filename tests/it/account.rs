@@ -118,6 +118,11 @@ async fn disable_reaches_both_dcs_before_any_server_is_flushed() {
     );
 
     assert_eq!(report["summary"]["ok"], 3, "{:#}", report["summary"]);
+    // The headline: closed once every DC had it and every old worker was gone.
+    let exposure = &report["exposure"];
+    assert_eq!(exposure["closed"], true, "{exposure:#}");
+    let closed_at = humantime::parse_rfc3339(exposure["closed_at"].as_str().unwrap()).unwrap();
+    assert!(closed_at >= last_dc && closed_at >= first_recycle);
     assert_eq!(report["summary"]["pools_recycled"], 3 * EXCHANGE_POOL_COUNT);
 }
 
@@ -799,7 +804,15 @@ async fn the_directory_connection_is_encrypted_and_verified() {
     estate.set_directory("ca_file", other_ca.display().to_string());
     let run = estate.revoke("disable", &args).run().await;
     run.assert_code(1);
-    assert!(run.stderr.contains("cannot reach the directory"), "{}", run.stderr);
-    assert!(run.stderr.to_lowercase().contains("certificate"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("cannot reach the directory"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.to_lowercase().contains("certificate"),
+        "{}",
+        run.stderr
+    );
     assert_nothing_flushed(&estate);
 }

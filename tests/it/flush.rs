@@ -464,8 +464,9 @@ async fn wrong_password_fails_every_server() {
 
 // ---------------------------------------------------------- the report
 
-const SERVER_STATUSES: [&str; 7] = [
+const SERVER_STATUSES: [&str; 8] = [
     "ok",
+    "draining",
     "partial",
     "failed",
     "timeout",
@@ -522,12 +523,23 @@ fn check_schema(report: &Value) {
             "warnings",
             "directory",
             "flush_skipped",
+            "exposure",
         ],
     );
     assert_eq!(report["schema_version"], 1);
     // A flush has no directory phase and always runs.
     assert!(report["directory"].is_null(), "{}", report["directory"]);
     assert!(report["flush_skipped"].is_null());
+    if report["dry_run"] == true {
+        assert!(report["exposure"].is_null());
+    } else {
+        let exposure = &report["exposure"];
+        assert_keys(exposure, &["closed", "closed_at", "window_ms"]);
+        let closed = exposure["closed"].as_bool().expect("closed is a boolean");
+        // Closed exactly when the timestamps are there.
+        assert_eq!(exposure["closed_at"].is_string(), closed);
+        assert_eq!(exposure["window_ms"].is_u64(), closed);
+    }
     for warning in report["warnings"].as_array().expect("warnings is an array") {
         assert!(warning.is_string(), "warning not a string: {warning}");
     }
@@ -562,11 +574,15 @@ fn check_schema(report: &Value) {
                 "duration_ms",
                 "attempts",
                 "error",
+                "old_workers_exited_at",
                 "actions",
             ],
         );
         assert!(server["host"].is_string());
         assert_string_or_null(&server["computer"], "computer");
+        if !server["old_workers_exited_at"].is_null() {
+            assert_timestamp(&server["old_workers_exited_at"], "old_workers_exited_at");
+        }
         assert!(server["wave"].is_null() || server["wave"].is_u64());
         assert!(
             SERVER_STATUSES.contains(&server["status"].as_str().expect("status string")),
@@ -577,11 +593,22 @@ fn check_schema(report: &Value) {
         assert!(server["attempts"].as_u64().expect("attempts integer") >= 1);
         assert_string_or_null(&server["error"], "error");
         for a in server["actions"].as_array().expect("actions array") {
-            assert_keys(a, &["pool", "status", "old_pids", "new_pids", "message"]);
+            assert_keys(
+                a,
+                &[
+                    "pool",
+                    "status",
+                    "old_pids",
+                    "new_pids",
+                    "draining_pids",
+                    "message",
+                ],
+            );
             assert!(a["pool"].is_string());
             assert!(ACTION_STATUSES.contains(&a["status"].as_str().expect("status string")));
             pids(&a["old_pids"]);
             pids(&a["new_pids"]);
+            pids(&a["draining_pids"]);
             assert_string_or_null(&a["message"], "message");
         }
     }
@@ -1493,4 +1520,78 @@ async fn ipv6_host_with_port_in_the_detailed_form() {
     let (run, report) = lab.flush_json(&["--timeout", "10"]).await;
     run.assert_code(0);
     lab.assert_others_recycled(&report, &[]);
+}
+
+// ------------------------------------------------- old workers
+
+#[tokio::test(flavor = "multi_thread")]
+async fn old_workers_are_waited_for_and_the_exposure_window_is_measured() {
+    let drain = Duration::from_millis(700);
+    let lab = TestLab::start(LabConfig {
+        drain_time: drain,
+        ..fast_lab(2)
+    })
+    .await;
+    let (run, report) = lab.flush_json(&[]).await;
+    run.assert_code(0);
+    for server in lab.servers() {
+        let entry = lab.report_of(&report, server);
+        assert_eq!(entry["status"], "ok");
+        let exited =
+            humantime::parse_rfc3339(entry["old_workers_exited_at"].as_str().unwrap()).unwrap();
+        // Not before the last recycle plus the drain: the old workers really had to go.
+        let last_recycle = server
+            .log
+            .entries()
+            .iter()
+            .filter(|e| is_mutating(&e.command_line))
+            .map(|e| e.at)
+            .max()
+            .unwrap();
+        assert!(
+            exited >= last_recycle + drain,
+            "{}: exited too early",
+            server.name
+        );
+        for action in entry["actions"].as_array().unwrap() {
+            assert_eq!(action["draining_pids"], serde_json::json!([]));
+        }
+    }
+    assert_eq!(report["exposure"]["closed"], true);
+    assert!(report["exposure"]["window_ms"].as_u64().unwrap() >= drain.as_millis() as u64);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_worker_that_outlives_the_drain_deadline_is_still_open() {
+    let lab = TestLab::start(LabConfig {
+        drain_time: Duration::from_secs(30),
+        ..fast_lab(2)
+    })
+    .await;
+    let (run, report) = lab.flush_json(&["--drain-timeout", "1"]).await;
+    run.assert_code(2);
+    for server in lab.servers() {
+        let entry = lab.report_of(&report, server);
+        assert_eq!(entry["status"], "draining", "{entry:#}");
+        assert!(entry["old_workers_exited_at"].is_null());
+        assert!(
+            entry["error"].as_str().unwrap().contains("still running"),
+            "{entry:#}"
+        );
+        for action in entry["actions"].as_array().unwrap() {
+            assert_eq!(action["status"], "recycled");
+            assert_eq!(action["draining_pids"], action["old_pids"], "{action:#}");
+        }
+    }
+    assert_eq!(report["summary"]["draining"], 2);
+    assert_eq!(report["exposure"]["closed"], false);
+
+    let table = lab.flush(&["--drain-timeout", "0"]).run().await;
+    table.assert_code(2);
+    assert!(table.stdout.contains("Still open:"), "{}", table.stdout);
+    assert!(
+        table.stdout.contains("NOT confirmed closed"),
+        "{}",
+        table.stdout
+    );
 }
