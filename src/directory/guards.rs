@@ -120,42 +120,36 @@ pub async fn check(
     Ok(None)
 }
 
-/// A privileged group the user belongs to: through its primary group, or
-/// transitively through `member` (LDAP_MATCHING_RULE_IN_CHAIN, one query).
+/// The privileged groups the user belongs to, in a fixed order: through
+/// its primary group, or transitively through `member`
+/// (LDAP_MATCHING_RULE_IN_CHAIN, one query). None if there are none.
 async fn privileged_group(
     conn: &mut Connection,
     user: &UserAccount,
 ) -> Result<Option<String>, DirectoryError> {
     let domain_sid = user.sid.rsplit_once('-').map(|(d, _)| d.to_string());
-    let privileged_name = |sid: &str| -> Option<&'static str> {
-        if let Some((domain, rid)) = sid.rsplit_once('-')
-            && Some(domain) == domain_sid.as_deref()
-        {
-            let rid: u32 = rid.parse().ok()?;
-            return PRIVILEGED_DOMAIN_RIDS
-                .iter()
-                .find(|(r, _)| *r == rid)
-                .map(|(_, name)| *name);
-        }
-        PRIVILEGED_BUILTIN_SIDS
-            .iter()
-            .find(|(s, _)| *s == sid)
-            .map(|(_, name)| *name)
-    };
-    if let Some((_, name)) = PRIVILEGED_DOMAIN_RIDS
-        .iter()
-        .find(|(rid, _)| *rid == user.primary_group_id)
-    {
-        return Ok(Some(format!("{name} (its primary group)")));
-    }
     let filter = format!(
         "(&(objectClass=group)(member:1.2.840.113556.1.4.1941:={}))",
         ldap_escape(user.dn.as_str())
     );
     let base = conn.root_dse.default_naming_context.clone();
     let groups = conn.search(&base, &filter, &["objectSid"]).await?;
-    Ok(groups.iter().find_map(|group| {
-        let sid = account::object_sid(group)?;
-        privileged_name(&sid).map(|name| format!("{name} ({})", group.dn))
-    }))
+    let sids: Vec<String> = groups.iter().filter_map(account::object_sid).collect();
+    let is_member = |sid: &str| sids.iter().any(|s| s == sid);
+    let mut names = Vec::new();
+    for (rid, name) in PRIVILEGED_DOMAIN_RIDS {
+        if user.primary_group_id == *rid {
+            names.push(format!("{name} (its primary group)"));
+        } else if let Some(domain) = &domain_sid
+            && is_member(&format!("{domain}-{rid}"))
+        {
+            names.push(name.to_string());
+        }
+    }
+    for (sid, name) in PRIVILEGED_BUILTIN_SIDS {
+        if is_member(sid) {
+            names.push(name.to_string());
+        }
+    }
+    Ok((!names.is_empty()).then(|| names.join(", ")))
 }
