@@ -15,6 +15,7 @@
 
 mod accounts;
 pub mod command;
+pub mod directory;
 mod envelope;
 mod faults;
 pub mod iis;

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use super::backend::{AdEstate, TestUser, UAC_DISABLED, UAC_ENABLED, unique_name};
 use crate::common::{Run, is_mutating};
-use crate::samba::{AdEstate, TestUser, UAC_DISABLED, UAC_ENABLED, unique_name};
 
 const EXCHANGE_POOL_COUNT: usize = revoke::iis::EXCHANGE_POOLS.len();
 
@@ -193,7 +193,7 @@ async fn a_concurrent_change_is_not_overwritten_and_other_bits_are_kept() {
     use revoke::directory::change::{AccountState, disable};
     use revoke::directory::{Connection, DirectorySettings, Security};
 
-    let d = crate::samba::domain();
+    let d = super::backend::domain();
     let user = d.new_user("race").await;
     let settings = DirectorySettings {
         host: d.dc_host(1).to_string(),

@@ -1,6 +1,7 @@
 //! Integration tests: one binary so it links once. Each module starts what it
 //! needs (a lab in-process, the real `revoke` binary) on loopback only.
-mod account;
+mod account_embedded;
+mod account_samba;
 mod common;
 mod flush;
 mod lab_fidelity;

@@ -1,8 +1,12 @@
-//! A real Samba AD domain for the directory tests: two writable DCs on
-//! loopback made by `scripts/samba-ad.sh` (see docs/samba-ad.md).
+//! The test domain for the directory tests: either a real Samba AD domain
+//! (two writable DCs on loopback made by `scripts/samba-ad.sh`, see
+//! docs/samba-ad.md) or the lab's embedded directory seeded the same way
+//! ([`embedded_domain()`], docs/lab.md). Every fixture operation is LDAP,
+//! except bring-up and [`Domain::sync_to_dc2`], so both backends run the
+//! same tests ([`Estate`] picks one through a [`Backend`]).
 //!
-//! [`domain()`] brings the domain up once per test process, or finds it
-//! running. Tests run in parallel threads and share it, so everything a test
+//! [`domain()`] brings the Samba domain up once per test process, or finds it
+//! running; [`embedded_domain()`] starts the embedded one once per process. Tests run in parallel threads and share it, so everything a test
 //! creates gets a unique name ([`Domain::new_user`], [`Domain::user`],
 //! [`Domain::new_group`]) and nothing is deleted afterwards.
 //!
@@ -12,7 +16,7 @@
 //! DC1, which is the stale-DC situation `revoke` must handle. Never pull whole
 //! naming contexts in a test: that would also end the lag other tests rely on.
 //!
-//! [`AdEstate`] adds a lab of simulated Exchange servers that accept the
+//! [`Estate`] (on Samba: [`AdEstate`]) adds a lab of simulated Exchange servers that accept the
 //! operator account, and a revoke.toml with a `[directory]` section.
 
 use std::collections::{HashMap, HashSet};
@@ -24,6 +28,7 @@ use std::time::Duration;
 
 use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, Mod, Scope, SearchEntry};
 use revoke::lab::LabConfig;
+use revoke::lab::directory::{DcConfig, Directory, DirectoryConfig, ExchangeServer, SeedUser};
 
 use crate::common::{Revoke, TestLab, fast_lab, tls_trusting};
 
@@ -87,15 +92,119 @@ fn domain_running_elsewhere(ours: &Path) -> Option<PathBuf> {
     })
 }
 
-/// The running test domain: what `DIR/env` says, and a TLS configuration
-/// that trusts only the domain CA.
+/// The running test domain: where its DCs are, who may bind, and a TLS
+/// configuration that trusts only the domain CA.
 pub struct Domain {
+    backend: DomainBackend,
     dir: PathBuf,
     env: HashMap<String, String>,
     tls: Arc<rustls::ClientConfig>,
 }
 
+enum DomainBackend {
+    /// Samba: everything comes from `DIR/env`.
+    Samba,
+    /// The lab's embedded directory; `env` holds the same keys samba-ad.sh writes.
+    Embedded(Directory),
+}
+
+/// Which domain an [`Estate`] (and the tests instantiated with it) runs against.
+pub trait Backend: 'static {
+    fn domain() -> &'static Domain;
+}
+
+/// The real two-DC Samba AD domain.
+pub struct SambaAd;
+
+impl Backend for SambaAd {
+    fn domain() -> &'static Domain {
+        domain()
+    }
+}
+
+/// The lab's embedded directory, two DCs, seeded like the Samba domain.
+pub struct Embedded;
+
+impl Backend for Embedded {
+    fn domain() -> &'static Domain {
+        embedded_domain()
+    }
+}
+
+/// The embedded test domain, started once per test process on its own
+/// runtime thread: DCs on 127.0.1.1 and 127.0.1.2 (or the next free
+/// 127.0.N.x pair) on the standard ports 636/389 when run as root, so
+/// `ldaps://HOST` and `ldap://HOST` mean what they mean for Samba; DC2 never
+/// replicates by itself, as in the Samba domain.
+pub fn embedded_domain() -> &'static Domain {
+    static DOMAIN: OnceLock<Result<Domain, String>> = OnceLock::new();
+    match DOMAIN.get_or_init(Domain::up_embedded) {
+        Ok(domain) => domain,
+        Err(message) => panic!("{message}"),
+    }
+}
+
 impl Domain {
+    fn up_embedded() -> Result<Domain, String> {
+        let password = new_password();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let seed_password = password.clone();
+        std::thread::Builder::new()
+            .name("embedded-directory".into())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                runtime.block_on(async move {
+                    let mut last = String::new();
+                    for block in 1..=20u8 {
+                        let config = embedded_config(block, &seed_password);
+                        match Directory::start(config).await {
+                            Ok(directory) => {
+                                let _ = tx.send(Ok(directory));
+                                return std::future::pending::<()>().await;
+                            }
+                            Err(e) => last = format!("{e:#}"),
+                        }
+                    }
+                    let _ = tx.send(Err(format!("the embedded directory did not start: {last}")));
+                })
+            })
+            .map_err(|e| e.to_string())?;
+        let directory = rx.recv().map_err(|e| e.to_string())??;
+        let dir = std::env::temp_dir().join(format!("revoke-embedded-ad-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let ca = dir.join("ca.pem");
+        std::fs::write(&ca, directory.ca_pem()).map_err(|e| e.to_string())?;
+        let (admin, admin_password) = directory.admin();
+        let (operator, _) = directory.operator().expect("an operator");
+        let env: HashMap<String, String> = [
+            ("SAMBA_DC1_HOST", directory.host(1).to_string()),
+            ("SAMBA_DC2_HOST", directory.host(2).to_string()),
+            ("SAMBA_LDAPS_PORT", directory.ldaps_port().to_string()),
+            ("SAMBA_CA", ca.display().to_string()),
+            ("SAMBA_BASE_DN", directory.base_dn().to_string()),
+            ("SAMBA_CONFIG_DN", directory.config_dn().to_string()),
+            ("SAMBA_DNS_DOMAIN", directory.dns_domain().to_string()),
+            ("SAMBA_DOMAIN", directory.netbios_domain().to_string()),
+            ("SAMBA_OPERATOR_USER", operator),
+            ("SAMBA_USER_PASSWORD", password),
+            ("SAMBA_ADMIN_USER", admin),
+            ("SAMBA_ADMIN_PASSWORD", admin_password.to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        Ok(Domain {
+            tls: tls_trusting(directory.ca_pem().as_bytes()),
+            backend: DomainBackend::Embedded(directory),
+            dir,
+            env,
+        })
+    }
+
     fn up() -> Result<Domain, String> {
         let dir = domain_dir();
         let dir_str = dir.display().to_string();
@@ -132,6 +241,7 @@ impl Domain {
         let ca = env.get("SAMBA_CA").ok_or("env has no SAMBA_CA")?;
         let pem = std::fs::read(ca).map_err(|e| format!("cannot read the domain CA {ca}: {e}"))?;
         Ok(Domain {
+            backend: DomainBackend::Samba,
             dir,
             tls: tls_trusting(&pem),
             env,
@@ -144,7 +254,8 @@ impl Domain {
             .unwrap_or_else(|| panic!("{}/env has no {key}", self.dir.display()))
     }
 
-    /// Where the domain lives (`DIR` of samba-ad.sh).
+    /// Where the domain lives (`DIR` of samba-ad.sh; for the embedded
+    /// directory, the temporary directory holding its CA).
     pub fn dir(&self) -> &Path {
         &self.dir
     }
@@ -154,9 +265,13 @@ impl Domain {
         self.var(&format!("SAMBA_DC{n}_HOST"))
     }
 
-    /// "ldaps://dc1.lab.example.test": the name the certificates carry.
+    /// "ldaps://dc1.lab.example.test": the name the certificates carry
+    /// (with the port when it is not 636).
     pub fn dc_url(&self, n: u8) -> String {
-        format!("ldaps://{}", self.dc_host(n))
+        match self.env.get("SAMBA_LDAPS_PORT").map(String::as_str) {
+            None | Some("636") => format!("ldaps://{}", self.dc_host(n)),
+            Some(port) => format!("ldaps://{}:{port}", self.dc_host(n)),
+        }
     }
 
     /// PEM of the CA that signed both DCs' certificates.
@@ -181,6 +296,11 @@ impl Domain {
 
     pub fn dns_domain(&self) -> &str {
         self.var("SAMBA_DNS_DOMAIN")
+    }
+
+    /// "LAB"
+    pub fn netbios_domain(&self) -> &str {
+        self.var("SAMBA_DOMAIN")
     }
 
     /// "revoke-op@lab.example.test": the account `revoke` binds as.
@@ -394,6 +514,10 @@ impl Domain {
     /// else), or with `None` the configuration and domain naming contexts
     /// entirely (ends the lag for every test: avoid in tests). ~1 s.
     pub async fn sync_to_dc2(&self, dn: Option<&str>) {
+        if let DomainBackend::Embedded(directory) = &self.backend {
+            directory.sync(1, 2, dn);
+            return;
+        }
         // One pull at a time: each opens DC2's database directly.
         static PULL: Mutex<()> = Mutex::new(());
         let dir = self.dir.display().to_string();
@@ -661,12 +785,16 @@ pub struct Lookalikes {
 /// The domain plus a lab of simulated Exchange servers whose WinRM accepts
 /// the operator (`LAB\revoke-op`, the operator's AD password), and a
 /// revoke.toml with the lab's servers, `[winrm]` and `[directory]`.
-pub struct AdEstate {
+pub struct Estate<B: Backend> {
     pub domain: &'static Domain,
     lab: TestLab,
+    backend: std::marker::PhantomData<B>,
 }
 
-impl AdEstate {
+/// An estate on the Samba domain.
+pub type AdEstate = Estate<SambaAd>;
+
+impl<B: Backend> Estate<B> {
     /// `servers` lab servers (EX01...), listed in revoke.toml.
     pub async fn start(servers: usize) -> Self {
         Self::start_with(servers, true).await
@@ -680,11 +808,11 @@ impl AdEstate {
     }
 
     async fn start_with(servers: usize, list_servers: bool) -> Self {
-        let domain = domain();
+        let domain = B::domain();
         let lab = TestLab::start(LabConfig {
             admin_user: domain.operator_sam().to_string(),
             admin_password: domain.operator_password().to_string(),
-            netbios_domain: domain.var("SAMBA_DOMAIN").to_string(),
+            netbios_domain: domain.netbios_domain().to_string(),
             dns_domain: domain.dns_domain().to_string(),
             ..fast_lab(servers)
         })
@@ -701,7 +829,11 @@ impl AdEstate {
         directory.insert("bind_user".into(), domain.operator_upn().into());
         config.insert("directory".into(), directory.into());
         std::fs::write(&lab.config, config.to_string()).expect("write revoke.toml");
-        AdEstate { domain, lab }
+        Estate {
+            domain,
+            lab,
+            backend: std::marker::PhantomData,
+        }
     }
 
     /// The revoke.toml.
@@ -738,5 +870,64 @@ impl AdEstate {
         ];
         all.extend(args.iter().map(|a| a.as_ref().to_string()));
         Revoke::new(&all).password(self.domain.operator_password())
+    }
+}
+
+/// The embedded directory seeded like scripts/samba-ad.sh seeds Samba: the
+/// same users, the operator with rights on OU=Staff, the Exchange servers.
+/// Its DCs use 127.0.`block`.1 and .2.
+fn embedded_config(block: u8, password: &str) -> DirectoryConfig {
+    let root = std::fs::read_to_string("/proc/self/status")
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false);
+    let dc = |n: u8| DcConfig {
+        address: std::net::Ipv4Addr::new(127, 0, block, n),
+        replication_delay: None,
+    };
+    let dns = "lab.example.test";
+    let user = |sam: &str, cn: &str, display: &str, mail: Option<&str>| SeedUser {
+        cn: Some(cn.to_string()),
+        display_name: Some(display.to_string()),
+        mail: mail.map(str::to_string),
+        ..SeedUser::new(sam, password)
+    };
+    let alice_mail = format!("alice@{dns}");
+    let bob_mail = format!("bob@{dns}");
+    let carol_mail = format!("carol@{dns}");
+    let exchange = |name: &str, roles: u32, version: &str| ExchangeServer {
+        name: name.to_string(),
+        fqdn: format!("{}.{dns}", name.to_lowercase()),
+        roles,
+        version: version.to_string(),
+    };
+    DirectoryConfig {
+        dns_domain: dns.into(),
+        netbios_domain: "LAB".into(),
+        dcs: vec![dc(1), dc(2)],
+        ldaps_port: if root { 636 } else { 0 },
+        ldap_port: Some(if root { 389 } else { 0 }),
+        allow_plain_bind: false,
+        admin_password: new_password(),
+        operator: Some(("revoke-op".into(), password.to_string())),
+        users: vec![
+            user("alice", "Alice Example", "Alice Example", Some(&alice_mail)),
+            user("bob", "Bob Example", "Bob Example", Some(&bob_mail)),
+            user("carol1", "carol1", "Carol Example", Some(&carol_mail)),
+            user("carol2", "carol2", "Carol Example", Some(&carol_mail)),
+            SeedUser {
+                admin_count: true,
+                ..user("admin-alice", "admin-alice", "Alice Example (admin)", None)
+            },
+            user("nested-admin", "nested-admin", "Nested Admin", None),
+        ],
+        exchange_org: "Lab Org".into(),
+        exchange_servers: vec![
+            exchange("EX01", 6, "Version 15.1 (Build 30225.42)"),
+            exchange("EX02", 4, "Version 15.2 (Build 1118.7)"),
+            exchange("EDGE01", 64, "Version 15.1 (Build 2507.6)"),
+        ],
     }
 }

@@ -1,0 +1,13 @@
+//! The directory tests of account.rs, unchanged, against the lab's embedded
+//! directory (src/lab/directory): it must not drift from Samba AD.
+
+mod backend {
+    pub use crate::samba::{TestUser, UAC_DISABLED, UAC_ENABLED, unique_name};
+    pub type AdEstate = crate::samba::Estate<crate::samba::Embedded>;
+    pub use crate::samba::embedded_domain as domain;
+}
+
+// Included once per backend, on purpose.
+#[allow(clippy::duplicate_mod)]
+#[path = "account.rs"]
+mod account;
