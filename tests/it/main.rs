@@ -3,6 +3,7 @@
 mod account_embedded;
 mod account_samba;
 mod common;
+mod embedded_directory;
 mod flush;
 mod lab_fidelity;
 mod samba;
