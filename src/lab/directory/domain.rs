@@ -257,7 +257,7 @@ impl Domain {
             .map(String::into_bytes)
             .collect(),
         );
-        e.set_str("dnsHostName", info.host.clone());
+        e.set_exact("dnsHostName", info.host.clone());
         e.set_str("dsServiceName", info.dsa_dn.clone());
         e.set_str("serverName", parent_dn(&info.dsa_dn));
         e.set_str(

@@ -211,8 +211,19 @@ impl Entry {
         let name = self
             .attrs
             .get(&key)
-            .map_or_else(|| name.to_string(), |a| a.name.clone());
+            .map_or_else(|| canonical_name(name), |a| a.name.clone());
         self.attrs.insert(key, Attr { name, values });
+    }
+
+    /// Sets an attribute under exactly this name (the rootDSE's own spellings).
+    pub fn set_exact(&mut self, name: &str, value: impl Into<String>) {
+        self.attrs.insert(
+            name.to_ascii_lowercase(),
+            Attr {
+                name: name.to_string(),
+                values: vec![value.into().into_bytes()],
+            },
+        );
     }
 
     pub fn set_str(&mut self, name: &str, value: impl Into<String>) {
@@ -239,6 +250,63 @@ impl Entry {
         let n = sid.len();
         (n >= 12).then(|| u32::from_le_bytes([sid[n - 4], sid[n - 3], sid[n - 2], sid[n - 1]]))
     }
+}
+
+/// Attribute names as AD's schema spells them (searches return these,
+/// whatever case a client used when writing).
+const CANONICAL: &[&str] = &[
+    "accountExpires",
+    "adminCount",
+    "cn",
+    "dc",
+    "description",
+    "displayName",
+    "distinguishedName",
+    "dNSHostName",
+    "dnsRoot",
+    "givenName",
+    "groupType",
+    "hasMasterNCs",
+    "instanceType",
+    "lockoutTime",
+    "mail",
+    "member",
+    "memberOf",
+    "msDS-hasMasterNCs",
+    "msDS-isRODC",
+    "msExchCurrentServerRoles",
+    "name",
+    "nCName",
+    "nETBIOSName",
+    "networkAddress",
+    "objectCategory",
+    "objectClass",
+    "objectGUID",
+    "objectSid",
+    "options",
+    "ou",
+    "primaryGroupID",
+    "pwdLastSet",
+    "sAMAccountName",
+    "sAMAccountType",
+    "serialNumber",
+    "serverReference",
+    "sn",
+    "systemFlags",
+    "unicodePwd",
+    "userAccountControl",
+    "userPrincipalName",
+    "uSNChanged",
+    "uSNCreated",
+    "whenChanged",
+    "whenCreated",
+];
+
+pub fn canonical_name(name: &str) -> String {
+    CANONICAL
+        .iter()
+        .find(|c| c.eq_ignore_ascii_case(name))
+        .map_or_else(|| name.to_string(), |c| c.to_string())
 }
 
 /// Do two values of `attr` denote the same thing (AD's matching rules, roughly)?
@@ -539,5 +607,10 @@ mod tests {
             ["top", "person", "organizationalPerson", "user", "computer"]
         );
         assert_eq!(category_of(&classes), "Computer");
+        let mut e = Entry::new("CN=x");
+        e.set_str("CN", "x");
+        e.set_str("SAMACCOUNTNAME", "x");
+        let names: Vec<&str> = e.attrs().map(|a| a.name.as_str()).collect();
+        assert_eq!(names, ["cn", "sAMAccountName"]);
     }
 }
