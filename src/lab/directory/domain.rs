@@ -25,10 +25,7 @@ pub fn bind_error(data: &str) -> LdapError {
 fn insufficient_access(dn: &str) -> LdapError {
     LdapError::new(
         INSUFFICIENT_ACCESS,
-        format!(
-            "00002098: SecErr: DSID-03150F94, problem 4003 (INSUFF_ACCESS_RIGHTS), data 0: \
-             insufficient access rights to modify {dn}"
-        ),
+        format!("00002098: Object {dn} has no write property access"),
     )
 }
 
@@ -162,7 +159,8 @@ impl Domain {
         if !tls && !self.allow_plain_bind {
             return Err(LdapError::new(
                 8,
-                "Strong(er) authentication required: BindSimple: Transport encryption required.",
+                // Samba's text; clients name result 8 "Strong(er) authentication required".
+                "BindSimple: Transport encryption required.",
             ));
         }
         let data = self.data(dc);

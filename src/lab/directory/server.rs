@@ -158,13 +158,9 @@ fn outcome(r: Result<(), LdapError>) -> WireResult {
     }
 }
 
-/// What AD answers an anonymous connection that asks for more than the rootDSE.
+/// What Samba answers an anonymous connection that asks for more than the rootDSE.
 fn bind_first() -> LdapError {
-    LdapError::new(
-        1,
-        "000004DC: LdapErr: DSID-0C0907E9, comment: In order to perform this operation a \
-         successful bind must be completed on the connection., data 0, v4563",
-    )
+    LdapError::new(1, "00002020: Operation unavailable without authentication")
 }
 
 fn wire_entry(e: &Entry) -> LdapSearchResultEntry {
