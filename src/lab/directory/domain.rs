@@ -655,7 +655,7 @@ fn apply_change(entry: &mut Entry, change: &Change, tls: bool) -> LdapResult<()>
         }
         LdapModifyType::Delete => {
             if values.is_empty() {
-                return Err(no_such_attribute(&change.attr));
+                return Err(no_such_attribute(&change.attr, &entry.dn));
             }
             if change.values.is_empty() {
                 values.clear();
@@ -664,7 +664,7 @@ fn apply_change(entry: &mut Entry, change: &Change, tls: bool) -> LdapResult<()>
                 let before = values.len();
                 values.retain(|x| !values_equal(&change.attr, x, v));
                 if values.len() == before {
-                    return Err(no_such_attribute(&change.attr));
+                    return Err(no_such_attribute(&change.attr, &entry.dn));
                 }
             }
         }
@@ -677,7 +677,7 @@ fn apply_change(entry: &mut Entry, change: &Change, tls: bool) -> LdapResult<()>
                 .unwrap_or(1);
             let now = entry
                 .number(&change.attr)
-                .ok_or_else(|| no_such_attribute(&change.attr))?;
+                .ok_or_else(|| no_such_attribute(&change.attr, &entry.dn))?;
             values = vec![(now + by).to_string().into_bytes()];
         }
     }
@@ -705,11 +705,12 @@ fn check_user_account_control(entry: &mut Entry) -> LdapResult<()> {
     Ok(())
 }
 
-fn no_such_attribute(attr: &str) -> LdapError {
+/// Samba's text (checked against the test domain).
+fn no_such_attribute(attr: &str, dn: &str) -> LdapError {
     LdapError::new(
         NO_SUCH_ATTRIBUTE,
         format!(
-            "00002085: AtrErr: DSID-03152C4B, #1: 0: 00002085: {attr}: no such attribute or value"
+            "attribute '{attr}': no matching attribute value while deleting attribute on '{dn}'"
         ),
     )
 }
