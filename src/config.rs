@@ -275,6 +275,7 @@ pub fn flush_plan(
 
     Ok(FlushPlan {
         targets,
+        default_port,
         method: args.method.or(flush.method).unwrap_or(Method::Recycle),
         pools,
         parallel,

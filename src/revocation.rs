@@ -134,8 +134,7 @@ pub async fn prepare(mut plan: RevocationPlan) -> Result<Prepared, RevocationErr
     };
 
     if plan.flush.targets.is_empty() {
-        plan.flush.targets =
-            discover_targets(&mut conn, plan.flush.connection.scheme.default_port()).await?;
+        plan.flush.targets = discover_targets(&mut conn, plan.flush.default_port).await?;
         if plan.flush.targets.is_empty() {
             return Err(RevocationError::NoServers);
         }
