@@ -142,13 +142,23 @@ async fn servers(args: ServersArgs) -> anyhow::Result<u8> {
     run::execute(plan, args.flush.output, args.flush.quiet).await
 }
 
-/// One password for the operator: the LDAP bind and WinRM.
+/// One password for the operator: the LDAP bind and WinRM; and for the
+/// BIG-IPs too, unless `$REVOKE_F5_PASSWORD` gives theirs.
 fn with_operator_password(
     mut plan: revocation::RevocationPlan,
     from_stdin: bool,
 ) -> anyhow::Result<revocation::RevocationPlan> {
     let password = credentials::password(&plan.directory.bind_user, from_stdin)?;
     plan.directory.password = password.clone();
+    if let Some(f5) = plan.f5.as_mut() {
+        f5.password = credentials::f5_password(&password);
+        if f5.accept_invalid_certs {
+            eprintln!(
+                "WARNING: [f5] accept_invalid_certs = true: BIG-IP certificates are NOT checked; \
+                 anyone on the path can pose as a BIG-IP and capture the F5 password."
+            );
+        }
+    }
     plan.flush.connection.password = password;
     warn_if_unverified(plan.flush.connection.accept_invalid_certs);
     Ok(plan)

@@ -5,12 +5,14 @@ use std::fmt::Write;
 
 use super::{DirectoryReport, Exposure, RunReport, ServerReport};
 use crate::events::{ActionOutcome, ActionStatus};
+use crate::f5::F5Outcome;
 use crate::plan::Method;
 
 pub fn render(report: &RunReport) -> String {
     let mut out = String::new();
     if let Some(directory) = &report.directory {
         directory_block(&mut out, directory);
+        f5_block(&mut out, &report.f5);
         if report.servers.is_empty() {
             // The flush did not run: "Still open" below says why.
             return finish(out, report);
@@ -136,6 +138,56 @@ fn directory_block(out: &mut String, directory: &DirectoryReport) {
                 word(&dc.status),
                 format!("{:.1} s", dc.elapsed_ms as f64 / 1000.0),
                 dc.message.as_deref().unwrap_or("")
+            );
+        }
+    }
+    out.push('\n');
+}
+
+/// The BIG-IPs: one line each, the account's sessions beneath it.
+fn f5_block(out: &mut String, devices: &[F5Outcome]) {
+    if devices.is_empty() {
+        return;
+    }
+    let width = devices
+        .iter()
+        .map(|d| d.device.len())
+        .chain([10])
+        .max()
+        .unwrap_or(10);
+    let user_width = devices
+        .iter()
+        .flat_map(|d| d.sessions.iter().map(|s| s.user.len()))
+        .max()
+        .unwrap_or(0);
+    let _ = writeln!(
+        out,
+        "{:width$}  {:11}  {:>6}  {:>8}  DETAIL",
+        "APM DEVICE", "STATUS", "KILLED", "TIME"
+    );
+    for device in devices {
+        let _ = writeln!(
+            out,
+            "{:width$}  {:11}  {:>6}  {:>8}  {}",
+            device.device,
+            word(&device.status),
+            device.killed,
+            format!("{:.1} s", device.duration_ms as f64 / 1000.0),
+            device.message.as_deref().unwrap_or("")
+        );
+        for session in &device.sessions {
+            let _ = writeln!(
+                out,
+                "  {}  {:user_width$}  {:15}  {}{}",
+                session.id,
+                session.user,
+                session.client_ip.as_deref().unwrap_or("-"),
+                word(&session.status),
+                session
+                    .message
+                    .as_deref()
+                    .map(|m| format!("  {m}"))
+                    .unwrap_or_default()
             );
         }
     }
@@ -407,6 +459,7 @@ mod tests {
             directory: None,
             flush_skipped: None,
             exposure: None,
+            f5: Vec::new(),
         };
         report.summarize();
         report
