@@ -682,7 +682,12 @@ mod tests {
 
     #[test]
     fn f5_section_is_checked() {
-        let loaded = |text: &str| Loaded::from(Some((PathBuf::from("/r/revoke.toml"), parse(text).unwrap())));
+        let loaded = |text: &str| {
+            Loaded::from(Some((
+                PathBuf::from("/r/revoke.toml"),
+                parse(text).unwrap(),
+            )))
+        };
         assert!(f5_settings(&Loaded::default()).unwrap().is_none());
         let err = f5_settings(&loaded("[f5]\nuser = \"a\"\n")).unwrap_err();
         assert!(err.to_string().contains("no devices"), "{err}");
@@ -690,8 +695,10 @@ mod tests {
         assert!(err.to_string().contains("no F5 user"), "{err}");
         let err = f5_settings(&loaded("[f5]\ndevices = [\"b 1\"]\nuser = \"a\"\n")).unwrap_err();
         assert!(err.to_string().starts_with("[f5] devices"), "{err}");
-        let err = f5_settings(&loaded("[f5]\ndevices = [\"b1\"]\nuser = \"a\"\ntimeout = 0\n"))
-            .unwrap_err();
+        let err = f5_settings(&loaded(
+            "[f5]\ndevices = [\"b1\"]\nuser = \"a\"\ntimeout = 0\n",
+        ))
+        .unwrap_err();
         assert!(err.to_string().contains("timeout"), "{err}");
         assert!(parse("[f5]\ndevice = [\"b1\"]\n").is_err());
         let f5 = f5_settings(&loaded(

@@ -85,8 +85,9 @@ impl F5Client {
     /// Reads the CA file and builds the client with revoke's TLS
     /// configuration (`crate::tls`): nothing is contacted yet.
     pub fn new(settings: F5Settings) -> Result<Self, F5SetupError> {
-        let tls = crate::tls::client_config(settings.ca_file.as_deref(), settings.accept_invalid_certs)
-            .map_err(|e| F5SetupError(e.to_string()))?;
+        let tls =
+            crate::tls::client_config(settings.ca_file.as_deref(), settings.accept_invalid_certs)
+                .map_err(|e| F5SetupError(e.to_string()))?;
         let http = reqwest::Client::builder()
             .tls_backend_preconfigured((*tls).clone())
             .timeout(settings.timeout)
@@ -143,8 +144,8 @@ pub struct ListedSession {
 /// The sessions in a `GET /mgmt/tm/apm/access-info` answer. No `entries`
 /// at all means no sessions (that is how a BIG-IP answers then).
 pub fn parse_access_info(body: &[u8]) -> Result<Vec<ListedSession>, String> {
-    let doc: Value = serde_json::from_slice(body)
-        .map_err(|e| format!("the session list is not JSON ({e})"))?;
+    let doc: Value =
+        serde_json::from_slice(body).map_err(|e| format!("the session list is not JSON ({e})"))?;
     let Some(doc) = doc.as_object() else {
         return Err("the session list is not a JSON object".into());
     };
@@ -546,27 +547,37 @@ impl DeviceJob<'_> {
     /// A transport error in plain words (never the URL's secrets: there are none).
     fn describe(&self, error: &reqwest::Error) -> String {
         if error.is_timeout() {
-            return format!("no answer within {} s", self.client.settings.timeout.as_secs());
+            return format!(
+                "no answer within {} s",
+                self.client.settings.timeout.as_secs()
+            );
         }
         let mut causes: Vec<String> = Vec::new();
         let mut source: Option<&dyn std::error::Error> = std::error::Error::source(error);
         while let Some(cause) = source {
-            if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            // io::Errors nest (hyper-rustls wraps tokio-rustls' io::Error,
+            // which wraps rustls' error): look inside each.
+            let mut inner: Option<&(dyn std::error::Error + 'static)> = Some(cause);
+            while let Some(e) = inner {
+                if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+                    return format!("TLS: {tls}");
+                }
+                let Some(io) = e.downcast_ref::<std::io::Error>() else {
+                    break;
+                };
                 if io.kind() == std::io::ErrorKind::ConnectionRefused {
                     return format!(
                         "connection refused (nothing listens on port {})",
                         self.device.port
                     );
                 }
-                if let Some(tls) = io.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()) {
-                    return format!("TLS: {tls}");
-                }
-            }
-            if let Some(tls) = cause.downcast_ref::<rustls::Error>() {
-                return format!("TLS: {tls}");
+                inner = io
+                    .get_ref()
+                    .map(|e| e as &(dyn std::error::Error + 'static));
             }
             let text = cause.to_string();
-            if !causes.iter().any(|c| c.contains(&text)) {
+            // hyper-util's "client error (Connect)" says nothing of its own.
+            if !text.starts_with("client error (") && !causes.iter().any(|c| c.contains(&text)) {
                 causes.push(text);
             }
             source = cause.source();
