@@ -465,7 +465,11 @@ impl DeviceJob<'_> {
             .request(method, url)
             .header(reqwest::header::ACCEPT, "application/json");
         if let Some(token) = token {
-            request = request.header(TOKEN_HEADER, &token.0);
+            let mut value = reqwest::header::HeaderValue::from_str(&token.0)
+                .map_err(|_| "the device's token is not a header value".to_string())?;
+            // Kept out of any debug output of the request.
+            value.set_sensitive(true);
+            request = request.header(TOKEN_HEADER, value);
         }
         if let Some(body) = body {
             request = request

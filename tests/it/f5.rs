@@ -353,7 +353,8 @@ async fn each_device_fails_on_its_own() {
     assert_eq!(ok.killed, 1);
     assert_eq!(ok.sessions[0].id, mine);
     assert_eq!(ok.sessions[0].status, SessionStatus::Killed);
-    assert!(ok.duration_ms < 1500, "held up by the others: {ok:#?}");
+    // The slowest of the others takes the full 2 s timeout.
+    assert!(ok.duration_ms < 1900, "held up by the others: {ok:#?}");
     assert!(good.sessions().is_empty());
 
     let tls = outcome(foreign.addr());
