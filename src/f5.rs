@@ -12,7 +12,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
@@ -247,6 +247,9 @@ pub struct F5Outcome {
     /// The account's sessions found on the device.
     pub sessions: Vec<ApmSession>,
     pub duration_ms: u64,
+    /// When the device was seen without any session of the accounts
+    /// (RFC 3339, UTC); null unless `ok`.
+    pub confirmed_at: Option<String>,
     /// Plain words for anything not ok, e.g. "login refused (HTTP 401)".
     pub message: Option<String>,
 }
@@ -282,6 +285,10 @@ pub async fn run(client: F5Client, accounts: Vec<Identity>, dry_run: bool, event
             };
             let mut outcome = job.run(&accounts, dry_run).await;
             outcome.duration_ms = started.elapsed().as_millis() as u64;
+            if outcome.status == F5Status::Ok {
+                outcome.confirmed_at =
+                    Some(humantime::format_rfc3339_millis(SystemTime::now()).to_string());
+            }
             events.emit(Event::F5DeviceFinished { device: outcome });
         });
         tasks.push((label, task));
@@ -304,6 +311,7 @@ fn failed(device: &str, sessions: Vec<ApmSession>, message: String) -> F5Outcome
         killed: 0,
         sessions,
         duration_ms: 0,
+        confirmed_at: None,
         message: Some(message),
     }
 }
@@ -366,6 +374,7 @@ impl DeviceJob<'_> {
                 message: Some(format!("would kill {} session(s)", sessions.len())),
                 sessions,
                 duration_ms: 0,
+                confirmed_at: None,
             };
         }
         if sessions.is_empty() {
@@ -375,6 +384,7 @@ impl DeviceJob<'_> {
                 killed: 0,
                 sessions,
                 duration_ms: 0,
+                confirmed_at: None,
                 message: None,
             };
         }
@@ -447,6 +457,7 @@ impl DeviceJob<'_> {
             killed,
             sessions,
             duration_ms: 0,
+            confirmed_at: None,
             message,
         }
     }

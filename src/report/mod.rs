@@ -108,7 +108,8 @@ pub struct Summary {
 
 impl RunReport {
     /// Every server ended ok (or planned, in a dry run), and for `disable` /
-    /// `reset` every account changed and every checked DC has the change.
+    /// `reset` every account changed, every checked DC has the change and
+    /// every BIG-IP ended ok (or planned).
     pub fn all_ok(&self) -> bool {
         let directory_ok = self.directory.as_ref().is_none_or(|d| {
             d.users.iter().all(|u| u.status != UserStatus::Failed)
@@ -281,7 +282,9 @@ impl RunReport {
             .flat_map(|d| &d.domain_controllers)
             .map(|dc| dc.confirmed_at.clone());
         let servers = self.servers.iter().map(|s| s.old_workers_exited_at.clone());
-        let moments: Option<Vec<String>> = dcs.chain(servers).collect();
+        // And every BIG-IP seen without the accounts' APM sessions.
+        let f5 = self.f5.iter().map(|d| d.confirmed_at.clone());
+        let moments: Option<Vec<String>> = dcs.chain(servers).chain(f5).collect();
         let Some(closed_at) = moments.and_then(|m| m.into_iter().max()) else {
             return open;
         };
@@ -508,6 +511,7 @@ impl Reporter for ReportBuilder {
                                 killed: 0,
                                 sessions: Vec::new(),
                                 duration_ms: 0,
+                                confirmed_at: None,
                                 message: Some(
                                     "the run was interrupted before this device finished".into(),
                                 ),

@@ -49,7 +49,11 @@ pub fn render(report: &RunReport) -> String {
 /// The exposure headline, the waves, warnings and what is still open.
 fn finish(mut out: String, report: &RunReport) -> String {
     if let Some(exposure) = &report.exposure {
-        out.push_str(&exposure_line(exposure, !report.open_items().is_empty()));
+        out.push_str(&exposure_line(
+            exposure,
+            !report.open_items().is_empty(),
+            !report.f5.is_empty(),
+        ));
         out.push('\n');
     }
     if report.method == Method::Iisreset && report.waves.len() > 1 {
@@ -202,12 +206,17 @@ fn word<T: serde::Serialize>(status: &T) -> String {
         .unwrap_or_default()
 }
 
-fn exposure_line(exposure: &Exposure, open_items: bool) -> String {
+fn exposure_line(exposure: &Exposure, open_items: bool, apm: bool) -> String {
     match (&exposure.closed_at, exposure.window_ms) {
         (Some(at), Some(ms)) if exposure.closed => format!(
-            "Exposure window closed {:.1} s after the start ({at}): every DC has the change \
+            "Exposure window closed {:.1} s after the start ({at}): every DC has the change{} \
              and no worker holding an older token is left.",
-            ms as f64 / 1000.0
+            ms as f64 / 1000.0,
+            if apm {
+                ", no APM session of the account is left"
+            } else {
+                ""
+            }
         ),
         _ if open_items => "Exposure window NOT closed: see what is still open below.".to_string(),
         _ => "Exposure window not confirmed closed: domain controllers were not checked \

@@ -180,6 +180,18 @@ async fn disable_kills_exactly_the_users_sessions_on_every_device() {
         "a session was killed before the gate"
     );
 
+    // The exposure window closes no earlier than the last BIG-IP was clean.
+    let exposure = &report["exposure"];
+    assert_eq!(exposure["closed"], true, "{exposure:#}");
+    let closed_at = humantime::parse_rfc3339(exposure["closed_at"].as_str().unwrap()).unwrap();
+    for entry in [first, second] {
+        let at = entry["confirmed_at"].as_str().expect("confirmed_at");
+        assert!(
+            humantime::parse_rfc3339(at).unwrap() <= closed_at,
+            "{entry:#}"
+        );
+    }
+
     assert_eq!(report["summary"]["ok"], 2, "{:#}", report["summary"]);
     assert_every_server_flushed(&estate);
 }
@@ -251,6 +263,11 @@ async fn a_device_that_refuses_the_login_fails_alone() {
         refusing.device()
     );
     assert!(run.stdout.contains(&open), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("Exposure window NOT closed"),
+        "{}",
+        run.stdout
+    );
     assert!(run.stdout.contains("Still open:"), "{}", run.stdout);
     // One plain progress line per device on stderr.
     assert!(
