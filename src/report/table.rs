@@ -308,6 +308,7 @@ fn summary_line(report: &RunReport) -> String {
     for (n, word) in [
         (s.ok, "ok"),
         (s.planned, "planned"),
+        (s.draining, "draining"),
         (s.partial, "partial"),
         (s.failed, "failed"),
         (s.timeout, "timeout"),
