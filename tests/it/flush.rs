@@ -1593,7 +1593,7 @@ async fn a_worker_that_outlives_the_drain_deadline_is_still_open() {
     table.assert_code(2);
     assert!(table.stdout.contains("Still open:"), "{}", table.stdout);
     assert!(
-        table.stdout.contains("NOT confirmed closed"),
+        table.stdout.contains("Exposure window NOT closed"),
         "{}",
         table.stdout
     );
