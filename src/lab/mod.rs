@@ -11,9 +11,11 @@
 //! Modules: `accounts` (who may log on), `tls` (the lab CA and server
 //! certificates), `server` (HTTP, authentication, sealing), `shell` (the
 //! Windows Remote Shell resource), `envelope` (SOAP in and out), `faults`
-//! (what a [`Fault`] changes on a server).
+//! (what a [`Fault`] changes on a server), `bigip` (a lab F5 BIG-IP's
+//! iControl REST for APM sessions, see [`Lab::start_bigip`]).
 
 mod accounts;
+pub mod bigip;
 pub mod command;
 pub mod directory;
 mod envelope;
@@ -31,6 +33,7 @@ use std::time::{Duration, SystemTime};
 use anyhow::{Context, bail};
 use serde::Deserialize;
 
+pub use bigip::{BigIpConfig, LabBigIp};
 pub use faults::{Fault, FaultSpec};
 
 /// The lab's administrator account (an administrator of every simulated server).
@@ -228,6 +231,8 @@ pub struct LabServer {
 /// listeners (their tasks end when the shutdown signal's sender is dropped).
 pub struct Lab {
     servers: Vec<LabServer>,
+    ca: tls::LabCa,
+    dns_domain: String,
     ca_pem: String,
     /// `NETBIOS\user`, as the generated revoke.toml names the admin.
     admin_logon: String,
@@ -288,6 +293,8 @@ impl Lab {
         Ok(Lab {
             servers,
             ca_pem: ca.cert_pem().to_string(),
+            ca,
+            dns_domain: config.dns_domain.clone(),
             admin_logon: format!("{}\\{}", config.netbios_domain, config.admin_user),
             runtime,
         })
@@ -302,6 +309,12 @@ impl Lab {
         self.servers
             .iter()
             .find(|s| s.name.eq_ignore_ascii_case(name))
+    }
+
+    /// A lab BIG-IP (APM sessions over iControl REST) on its own port, its
+    /// certificate from this lab's CA. It runs until dropped.
+    pub async fn start_bigip(&self, config: BigIpConfig) -> anyhow::Result<LabBigIp> {
+        LabBigIp::start(config, &self.ca, &self.dns_domain).await
     }
 
     /// PEM of the lab CA that signed every server certificate.
