@@ -596,6 +596,59 @@ mod tests {
     }
 
     #[test]
+    fn sam_account_types_are_computed_as_ad_does() {
+        let typed = |classes: &[&str], attrs: &[(&str, &str)]| {
+            let mut e = Entry::new("CN=x");
+            let given: Vec<Vec<u8>> = classes.iter().map(|c| c.as_bytes().to_vec()).collect();
+            e.set("objectClass", expand_classes(&given));
+            for (k, v) in attrs {
+                e.set_str(k, *v);
+            }
+            sam_account_type(&e)
+        };
+        assert_eq!(typed(&["user"], &[]), Some(805306368));
+        assert_eq!(typed(&["computer"], &[]), Some(805306369));
+        assert_eq!(
+            typed(&["msDS-GroupManagedServiceAccount"], &[]),
+            Some(805306369)
+        );
+        // A user object with a trust-account flag counts as a machine.
+        assert_eq!(
+            typed(&["user"], &[("userAccountControl", "4096")]),
+            Some(805306369)
+        );
+        assert_eq!(typed(&["group"], &[]), Some(268435456));
+        assert_eq!(
+            typed(&["group"], &[("groupType", "-2147483640")]),
+            Some(268435456)
+        );
+        assert_eq!(
+            typed(&["group"], &[("groupType", "-2147483643")]),
+            Some(536870912)
+        );
+        assert_eq!(
+            typed(&["group"], &[("groupType", "-2147483644")]),
+            Some(536870912)
+        );
+        assert_eq!(typed(&["group"], &[("groupType", "2")]), Some(268435457));
+        assert_eq!(typed(&["contact"], &[]), None);
+    }
+
+    #[test]
+    fn unicode_pwd_is_quoted_utf16le() {
+        let raw = crate::directory::password::unicode_pwd(&crate::credentials::Password::new(
+            "Pä55-wörd".into(),
+        ));
+        assert_eq!(decode_unicode_pwd(&raw).unwrap(), "Pä55-wörd");
+        assert_eq!(
+            decode_unicode_pwd(b"x").unwrap_err().code,
+            CONSTRAINT_VIOLATION
+        );
+        let unquoted: Vec<u8> = "abc".encode_utf16().flat_map(u16::to_le_bytes).collect();
+        assert!(decode_unicode_pwd(&unquoted).is_err());
+    }
+
+    #[test]
     fn computers_are_users_too() {
         let classes = expand_classes(&[b"computer".to_vec()]);
         let names: Vec<String> = classes
