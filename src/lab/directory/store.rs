@@ -414,15 +414,14 @@ pub fn sam_account_type(entry: &Entry) -> Option<u32> {
     if entry.has_class("group") {
         let group_type = entry.number("groupType").unwrap_or(-2147483646) as i32;
         let security = group_type < 0;
-        return Some(
-            match (group_type & 0x7 != 0, group_type & 0x5 != 0, security) {
-                // builtin local or domain local
-                (_, true, true) => 0x2000_0000,
-                (_, true, false) => 0x2000_0001,
-                (_, false, true) => 0x1000_0000,
-                (_, false, false) => 0x1000_0001,
-            },
-        );
+        // Builtin local (0x1) and domain local (0x4) groups are aliases.
+        let local = group_type & 0x5 != 0;
+        return Some(match (local, security) {
+            (true, true) => 0x2000_0000,
+            (true, false) => 0x2000_0001,
+            (false, true) => 0x1000_0000,
+            (false, false) => 0x1000_0001,
+        });
     }
     if entry.has_class("computer") || entry.uac() & (UAC_WORKSTATION | UAC_SERVER) != 0 {
         return Some(0x3000_0001);
