@@ -364,7 +364,7 @@ impl Domain {
         entry.stamp = self.next_stamp();
         data.put(entry.clone(), true);
         drop(data);
-        self.replicate(dc, entry);
+        self.replicate(dc, Replica::Put(entry));
         Ok(())
     }
 
@@ -484,7 +484,7 @@ impl Domain {
         entry.stamp = self.next_stamp();
         data.put(entry.clone(), false);
         drop(data);
-        self.replicate(dc, entry);
+        self.replicate(dc, Replica::Put(entry));
         Ok(())
     }
 
@@ -504,7 +504,7 @@ impl Domain {
     }
 
     /// Deletes a leaf entry (administrators only).
-    pub fn delete(&self, dc: usize, who: &Bound, dn: &str) -> LdapResult<()> {
+    pub fn delete(self: &Arc<Self>, dc: usize, who: &Bound, dn: &str) -> LdapResult<()> {
         if !who.admin {
             return Err(insufficient_access(dn));
         }
@@ -520,16 +520,18 @@ impl Domain {
                 "00002015: UpdErr: DSID-031A1262, problem 6003 (CANT_ON_NON_LEAF)",
             ));
         }
+        let stamp = self.next_stamp();
         data.entries.remove(&norm);
+        data.deleted.insert(norm.clone(), stamp);
         data.usn += 1;
-        // A deletion replicates as soon as the caller pulls; delayed
-        // replication carries only adds and modifies.
+        drop(data);
+        self.replicate(dc, Replica::Remove { norm, stamp });
         Ok(())
     }
 
     // ------------------------------------------------------------ replication
 
-    fn replicate(self: &Arc<Self>, from: usize, entry: Entry) {
+    fn replicate(self: &Arc<Self>, from: usize, replica: Replica) {
         let delays = lock(&self.delays).clone();
         let runtime = lock(&self.runtime).clone();
         for (to, delay) in delays.into_iter().enumerate() {
@@ -539,18 +541,18 @@ impl Domain {
             match delay {
                 None => {}
                 Some(d) if d.is_zero() => {
-                    self.data(to).apply_replica(&entry);
+                    self.data(to).apply(&replica);
                 }
                 Some(d) => {
                     let Some(runtime) = runtime.clone() else {
                         continue;
                     };
                     let me = Arc::downgrade(self);
-                    let entry = entry.clone();
+                    let replica = replica.clone();
                     runtime.spawn(async move {
                         tokio::time::sleep(d).await;
                         if let Some(domain) = me.upgrade() {
-                            domain.data(to).apply_replica(&entry);
+                            domain.data(to).apply(&replica);
                         }
                     });
                 }
@@ -558,21 +560,33 @@ impl Domain {
         }
     }
 
-    /// Copies what DC `from` has and DC `to` lacks (or has older): one
-    /// object, or everything. Returns how many objects changed on `to`.
+    /// Copies what DC `from` has and DC `to` lacks (or has older),
+    /// deletions included: one object, or everything. Returns how many
+    /// objects changed on `to`.
     pub fn pull(&self, from: usize, to: usize, dn: Option<&str>) -> usize {
         if from == to {
             return 0;
         }
-        let source: Vec<Entry> = {
+        let source: Vec<Replica> = {
             let data = self.data(from);
-            match dn {
-                Some(dn) => data.get(dn).cloned().into_iter().collect(),
-                None => data.entries.values().cloned().collect(),
-            }
+            let wanted = dn.map(norm_dn);
+            let tombstones = data
+                .deleted
+                .iter()
+                .filter(|(norm, _)| wanted.as_ref().is_none_or(|w| w == *norm))
+                .map(|(norm, stamp)| Replica::Remove {
+                    norm: norm.clone(),
+                    stamp: *stamp,
+                });
+            let live = data
+                .entries
+                .iter()
+                .filter(|(norm, _)| wanted.as_ref().is_none_or(|w| w == *norm))
+                .map(|(_, e)| Replica::Put(e.clone()));
+            tombstones.chain(live).collect()
         };
         let mut target = self.data(to);
-        source.iter().filter(|e| target.apply_replica(e)).count()
+        source.iter().filter(|r| target.apply(r)).count()
     }
 }
 

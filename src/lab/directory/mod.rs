@@ -470,6 +470,11 @@ impl Directory {
         self.modify(dc, dn, LdapModifyType::Replace, "unicodePwd", vec![pwd])
     }
 
+    /// Deletes a leaf object on DC `dc` (replicated like any change).
+    pub fn delete(&self, dc: usize, dn: &str) -> Result<(), LdapError> {
+        self.domain.delete(dc - 1, &Self::admin_bound(), dn)
+    }
+
     /// Replaces any attribute (values as text) on DC `dc`.
     pub fn replace(
         &self,

@@ -437,6 +437,15 @@ pub fn sam_account_type(entry: &Entry) -> Option<u32> {
 pub struct DcData {
     pub entries: BTreeMap<String, Entry>,
     pub usn: u64,
+    /// Tombstones: normalised DN → the stamp of the deletion.
+    pub deleted: BTreeMap<String, u64>,
+}
+
+/// What replication carries from one DC to another.
+#[derive(Debug, Clone)]
+pub enum Replica {
+    Put(Entry),
+    Remove { norm: String, stamp: u64 },
 }
 
 impl DcData {
@@ -467,9 +476,30 @@ impl DcData {
         self.entries.insert(entry.norm(), entry);
     }
 
-    /// Applies a replicated entry if it is newer than what this DC has.
+    /// Applies a replicated change if it is newer than what this DC has.
+    pub fn apply(&mut self, replica: &Replica) -> bool {
+        match replica {
+            Replica::Put(entry) => self.apply_replica(entry),
+            Replica::Remove { norm, stamp } => {
+                let newer = self.entries.get(norm).is_some_and(|e| e.stamp < *stamp);
+                let known = self.deleted.get(norm).copied().unwrap_or(0);
+                self.deleted.insert(norm.clone(), known.max(*stamp));
+                if newer {
+                    self.entries.remove(norm);
+                    self.usn += 1;
+                }
+                newer
+            }
+        }
+    }
+
+    /// Applies a replicated entry if it is newer than what this DC has
+    /// (and than a deletion it knows of).
     pub fn apply_replica(&mut self, entry: &Entry) -> bool {
         let norm = entry.norm();
+        if self.deleted.get(&norm).is_some_and(|s| *s >= entry.stamp) {
+            return false;
+        }
         let created = match self.entries.get(&norm) {
             Some(mine) if mine.stamp >= entry.stamp => return false,
             Some(_) => false,

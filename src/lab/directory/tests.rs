@@ -491,3 +491,30 @@ async fn replication_delay_brings_changes_later() {
     d.sync_all();
     assert_eq!(d.read(2, &dn).unwrap()["userAccountControl"], ["514"]);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deletions_replicate_and_are_not_undone() {
+    let f = start(Some(Duration::ZERO)).await;
+    let d = &f.directory;
+    let dn = d.add_user(1, None, "gone", "Gone-Passw0rd").unwrap();
+    assert!(d.read(2, &dn).is_some(), "replicated at once");
+    d.delete(1, &dn).unwrap();
+    assert!(d.read(2, &dn).is_none(), "the deletion replicated");
+    // DC2 never sends anything back (no delay set for DC1), and a pull
+    // from DC2 does not bring the object back.
+    d.sync(2, 1, None);
+    assert!(d.read(1, &dn).is_none());
+    let r = d
+        .delete(1, &format!("OU=Staff,{}", d.base_dn()))
+        .unwrap_err();
+    assert_eq!(r.code, 66, "not on a non-leaf");
+
+    // With no replication, a pull carries the tombstone.
+    d.set_replication_delay(2, None);
+    let dn = d.add_user(1, None, "gone2", "Gone-Passw0rd").unwrap();
+    d.sync(1, 2, Some(&dn));
+    d.delete(1, &dn).unwrap();
+    assert!(d.read(2, &dn).is_some());
+    assert_eq!(d.sync(1, 2, Some(&dn)), 1);
+    assert!(d.read(2, &dn).is_none());
+}
