@@ -68,11 +68,22 @@ impl MailClient {
         endpoint: &'static Endpoint,
         request: reqwest::RequestBuilder,
     ) -> Answer {
+        self.try_send(server, endpoint, request)
+            .await
+            .unwrap_or_else(|e| panic!("{server} {}: {e:?}", endpoint.name))
+    }
+
+    /// Err when no HTTP answer came (connection refused or dropped).
+    async fn try_send(
+        &self,
+        server: &str,
+        endpoint: &'static Endpoint,
+        request: reqwest::RequestBuilder,
+    ) -> Result<Answer, reqwest::Error> {
         let response = request
             .basic_auth(&self.user, Some(&self.password))
             .send()
-            .await
-            .unwrap_or_else(|e| panic!("{server} {}: {e:?}", endpoint.name));
+            .await?;
         let header = |name: &str| {
             response
                 .headers()
@@ -91,7 +102,7 @@ impl MailClient {
             let challenge = header("www-authenticate").unwrap_or_default();
             assert!(challenge.starts_with("Basic realm="), "{challenge:?}");
         }
-        answer
+        Ok(answer)
     }
 
     async fn get(&self, server: &LabServer, endpoint: &'static Endpoint) -> Answer {
@@ -113,6 +124,17 @@ impl MailClient {
     /// An ActiveSync DirectPush long poll, held by the server for its
     /// heartbeat; returns a task that ends with the answer and when it came.
     fn ping(self, server: &LabServer) -> tokio::task::JoinHandle<(Answer, SystemTime)> {
+        let task = self.try_ping(server);
+        tokio::spawn(async move {
+            let (answer, at) = task.await.expect("ping task");
+            (answer.unwrap_or_else(|e| panic!("Ping: {e:?}")), at)
+        })
+    }
+
+    fn try_ping(
+        self,
+        server: &LabServer,
+    ) -> tokio::task::JoinHandle<(Result<Answer, reqwest::Error>, SystemTime)> {
         let endpoint = &ENDPOINTS[1];
         assert_eq!(endpoint.pool, ACTIVESYNC);
         let url = format!(
@@ -122,7 +144,7 @@ impl MailClient {
         let name = server.name.clone();
         tokio::spawn(async move {
             let request = self.http.post(url).timeout(Duration::from_secs(120));
-            let answer = self.send(&name, endpoint, request).await;
+            let answer = self.try_send(&name, endpoint, request).await;
             (answer, SystemTime::now())
         })
     }
@@ -428,4 +450,72 @@ async fn a_long_poll_outlives_the_recycle_and_revoke_waits_for_its_worker() {
         ping_done.duration_since(ping_sent).unwrap_or_default(),
         report["exposure"]["window_ms"]
     );
+}
+
+// ------------------------------------------------------------ IIS itself
+
+#[tokio::test(flavor = "multi_thread")]
+async fn iisreset_drops_every_request_and_every_cache() {
+    let downtime = Duration::from_millis(1500);
+    let estate = AdEstate::start_with_front_end(1, |c| c.iisreset_downtime = downtime).await;
+    let d = estate.domain;
+    let user = d.new_user("reset").await;
+    let ex01 = &estate.lab().servers()[0];
+    let phone = MailClient::nt4(&estate, &user, &user.password);
+    let owa = &ENDPOINTS[2];
+    assert_eq!(phone.get(ex01, owa).await.cache.as_deref(), Some("miss"));
+    assert_eq!(phone.get(ex01, owa).await.cache.as_deref(), Some("hit"));
+    let held = phone_ping(&estate, &user, ex01);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for dc in [1, 2] {
+        d.set_user_account_control(dc, &user.dn, UAC_DISABLED).await;
+    }
+    assert_eq!(phone.get(ex01, owa).await.status, 200, "cached");
+
+    let reset = tokio::spawn({
+        let iis = ex01.iis.clone();
+        async move { iis.execute("iisreset", &["/noforce".to_string()]).await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(phone.get(ex01, owa).await.status, 503, "IIS is down");
+    let (dropped, _) = held.await.expect("ping task");
+    assert!(
+        dropped.is_err(),
+        "the held Ping lost its connection: {dropped:?}"
+    );
+    assert_eq!(reset.await.expect("iisreset").exit_code, 0);
+    // Fresh workers, empty caches: the directory is asked, and says no.
+    assert_eq!(phone.get(ex01, owa).await.status, 401);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_still_running_at_the_drain_limit_dies_with_its_worker() {
+    let estate = AdEstate::start_with_front_end(1, |c| {
+        c.drain_time = Duration::from_secs(1);
+        c.front_end.as_mut().expect("front end").ping_heartbeat = Duration::from_secs(30);
+    })
+    .await;
+    let user = estate.domain.new_user("drain").await;
+    let ex01 = &estate.lab().servers()[0];
+    let held = phone_ping(&estate, &user, ex01);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let holder = revoke::iis::pids_of(&ex01.iis.workers(), ACTIVESYNC)[0];
+    let pool = revoke::iis::PoolName::parse(ACTIVESYNC).unwrap();
+    let cmd = revoke::iis::recycle(&pool);
+    let started = Instant::now();
+    assert_eq!(ex01.iis.execute(&cmd.program, &cmd.args).await.exit_code, 0);
+    assert!(ex01.iis.worker_alive(holder), "draining");
+    let (dropped, _) = held.await.expect("ping task");
+    assert!(dropped.is_err(), "killed at the drain limit: {dropped:?}");
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(!ex01.iis.worker_alive(holder));
+}
+
+fn phone_ping(
+    estate: &AdEstate,
+    user: &TestUser,
+    server: &LabServer,
+) -> tokio::task::JoinHandle<(Result<Answer, reqwest::Error>, SystemTime)> {
+    MailClient::nt4(estate, user, &user.password).try_ping(server)
 }
