@@ -519,3 +519,78 @@ fn phone_ping(
 ) -> tokio::task::JoinHandle<(Result<Answer, reqwest::Error>, SystemTime)> {
     MailClient::nt4(estate, user, &user.password).try_ping(server)
 }
+
+// ------------------------------------------------------------ revoke lab
+
+#[tokio::test(flavor = "multi_thread")]
+async fn revoke_lab_serves_the_front_end_it_prints() {
+    let d = crate::samba::domain();
+    let user = d.new_user("cli").await;
+    // Three fixed ports per server with a front end: WinRM HTTP, HTTPS, front end.
+    let base: u16 = 30_000 + (getrandom::u32().expect("random") % 20_000) as u16;
+    let front_end = std::net::SocketAddr::from(([127, 0, 0, 1], base + 2));
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("revoke.toml");
+    let lab = crate::common::Revoke::new(&[
+        "lab",
+        "--servers",
+        "1",
+        "--base-port",
+        &base.to_string(),
+        "--write-config",
+        config.to_str().unwrap(),
+        "--directory",
+        &d.dc_url(1),
+        "--directory-ca",
+        d.ca_file().to_str().unwrap(),
+    ])
+    .interrupt_after(Duration::from_secs(4))
+    .run();
+    let lab = tokio::spawn(lab);
+
+    // revoke.toml is written, after lab-ca.pem, once the lab runs.
+    let ca_path = dir.path().join("lab-ca.pem");
+    let started = Instant::now();
+    while !config.exists() {
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "the lab did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let tls = tls_trusting(&std::fs::read(&ca_path).unwrap());
+    let http = reqwest::Client::builder()
+        .tls_backend_preconfigured((*tls).clone())
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let url = format!("https://{front_end}/Microsoft-Server-ActiveSync");
+    let logon = format!("{}\\{}", d.netbios_domain(), user.sam);
+    let ok = http
+        .get(&url)
+        .basic_auth(&logon, Some(&user.password))
+        .send()
+        .await
+        .expect("the front end answers");
+    assert_eq!(ok.status().as_u16(), 200);
+    let refused = http
+        .get(&url)
+        .basic_auth(&logon, Some("wrong"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status().as_u16(), 401);
+
+    let run = lab.await.expect("revoke lab");
+    run.assert_code(0);
+    assert!(
+        run.stdout.contains(&format!("EX01    https://{front_end}")),
+        "{}",
+        run.stdout
+    );
+    for endpoint in &ENDPOINTS {
+        assert!(run.stdout.contains(endpoint.path), "{}", run.stdout);
+        assert!(run.stdout.contains(endpoint.pool), "{}", run.stdout);
+    }
+    assert!(run.stdout.contains(&d.dc_url(1)), "{}", run.stdout);
+}
