@@ -370,6 +370,7 @@ impl FrontEnd {
         });
         let _ = http1::Builder::new()
             .keep_alive(true)
+            .header_read_timeout(None)
             .serve_connection(TokioIo::new(io), service)
             .await;
     }

@@ -455,6 +455,28 @@ async fn a_long_poll_outlives_the_recycle_and_revoke_waits_for_its_worker() {
 // ------------------------------------------------------------ IIS itself
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_token_not_used_for_its_lifetime_expires() {
+    let ttl = Duration::from_millis(1500);
+    let estate = AdEstate::start_with_front_end(1, |c| {
+        c.front_end.as_mut().expect("front end").token_cache_ttl = ttl;
+    })
+    .await;
+    let d = estate.domain;
+    let user = d.new_user("idle").await;
+    let ex01 = &estate.lab().servers()[0];
+    let phone = MailClient::nt4(&estate, &user, &user.password);
+    let ews = &ENDPOINTS[0];
+    assert_eq!(phone.get(ex01, ews).await.cache.as_deref(), Some("miss"));
+    assert_eq!(phone.get(ex01, ews).await.cache.as_deref(), Some("hit"));
+    for dc in [1, 2] {
+        d.set_user_account_control(dc, &user.dn, UAC_DISABLED).await;
+    }
+    // A phone that stays quiet longer than the TTL is asked again, and refused.
+    tokio::time::sleep(ttl + Duration::from_millis(300)).await;
+    assert_eq!(phone.get(ex01, ews).await.status, 401);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn iisreset_drops_every_request_and_every_cache() {
     let downtime = Duration::from_millis(1500);
     let estate = AdEstate::start_with_front_end(1, |c| c.iisreset_downtime = downtime).await;
