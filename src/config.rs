@@ -10,6 +10,7 @@ use thiserror::Error;
 use crate::cli::{ChangeArgs, DirectoryArgs, FlushArgs};
 use crate::directory::change::Change;
 use crate::directory::{DirectoryError, DirectorySettings};
+use crate::f5::{self, F5Device, F5Settings};
 use crate::iis::{ExchangeVersion, PoolName};
 use crate::plan::{FlushPlan, Method, PoolSelection, Target};
 use crate::revocation::RevocationPlan;
@@ -43,6 +44,21 @@ pub struct ConfigFile {
     pub flush: FlushSection,
     #[serde(default)]
     pub directory: DirectorySection,
+    /// F5 BIG-IP APM devices whose sessions `disable` / `reset` kill.
+    pub f5: Option<F5Section>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct F5Section {
+    /// `"host"` or `"host:port"` (port 443 by default).
+    #[serde(default)]
+    pub devices: Vec<String>,
+    pub user: Option<String>,
+    pub ca_file: Option<PathBuf>,
+    pub accept_invalid_certs: Option<bool>,
+    /// Seconds, per HTTP request.
+    pub timeout: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -275,6 +291,7 @@ pub fn flush_plan(
 
     Ok(FlushPlan {
         targets,
+        default_port,
         method: args.method.or(flush.method).unwrap_or(Method::Recycle),
         pools,
         parallel,
@@ -417,7 +434,55 @@ pub fn revocation_plan(
         replication_timeout,
         allow_privileged: change_args.allow_privileged,
         flush: flush_plan(flush_args, loaded, true)?,
+        f5: f5_settings(loaded)?,
     })
+}
+
+/// The `[f5]` section, if there is one. The password is filled in later.
+pub fn f5_settings(loaded: &Loaded) -> Result<Option<F5Settings>, ConfigError> {
+    let Some(section) = &loaded.file.f5 else {
+        return Ok(None);
+    };
+    let mut devices: Vec<F5Device> = Vec::new();
+    for text in &section.devices {
+        let target = parse_address(text, f5::DEFAULT_PORT, None)
+            .map_err(|e| invalid(format!("[f5] devices: {e}")))?;
+        let duplicate = devices
+            .iter()
+            .any(|d| d.host.eq_ignore_ascii_case(&target.host) && d.port == target.port);
+        if !duplicate {
+            devices.push(F5Device {
+                host: target.host,
+                port: target.port,
+                label: target.label,
+            });
+        }
+    }
+    if devices.is_empty() {
+        return Err(invalid(
+            "[f5] lists no devices: devices = [\"bigip1.corp.example.com\"], or remove the section",
+        ));
+    }
+    let user = section
+        .user
+        .clone()
+        .filter(|u| !u.trim().is_empty())
+        .ok_or_else(|| invalid("no F5 user: set user in the [f5] section of the config file"))?;
+    let timeout = section.timeout.unwrap_or(f5::DEFAULT_TIMEOUT_SECS);
+    if timeout == 0 {
+        return Err(invalid("[f5] timeout must be at least 1 second"));
+    }
+    Ok(Some(F5Settings {
+        devices,
+        user,
+        password: Password::new(String::new()),
+        ca_file: section
+            .ca_file
+            .as_ref()
+            .map(|p| relative_to(&loaded.dir, p)),
+        accept_invalid_certs: section.accept_invalid_certs.unwrap_or(false),
+        timeout: Duration::from_secs(timeout),
+    }))
 }
 
 /// `--replication-timeout` over `[directory] replication_timeout` over 60 s.
@@ -584,6 +649,26 @@ mod tests {
             Duration::from_secs(60)
         );
         assert_eq!(plan.targets[1].port, 5986);
+        let f5 = f5_settings(&loaded).unwrap().expect("[f5] is configured");
+        let devices: Vec<(&str, u16, &str)> = f5
+            .devices
+            .iter()
+            .map(|d| (d.host.as_str(), d.port, d.label.as_str()))
+            .collect();
+        assert_eq!(
+            devices,
+            [
+                ("bigip1.corp.example.com", 443, "bigip1.corp.example.com"),
+                ("10.0.0.5", 8443, "10.0.0.5:8443")
+            ]
+        );
+        assert_eq!(f5.user, "svc-revoke");
+        assert_eq!(
+            f5.ca_file.as_deref(),
+            Some(Path::new("/etc/revoke/f5-ca.pem"))
+        );
+        assert!(!f5.accept_invalid_certs);
+        assert_eq!(f5.timeout, Duration::from_secs(30));
         // Exchange 2010 gets DefaultAppPool as well.
         let legacy = plan.pools_for(&plan.targets[2]);
         assert!(legacy.iter().any(|p| p.as_str() == "DefaultAppPool"));
@@ -593,6 +678,39 @@ mod tests {
                 .iter()
                 .any(|p| p.as_str() == "DefaultAppPool")
         );
+    }
+
+    #[test]
+    fn f5_section_is_checked() {
+        let loaded = |text: &str| {
+            Loaded::from(Some((
+                PathBuf::from("/r/revoke.toml"),
+                parse(text).unwrap(),
+            )))
+        };
+        assert!(f5_settings(&Loaded::default()).unwrap().is_none());
+        let err = f5_settings(&loaded("[f5]\nuser = \"a\"\n")).unwrap_err();
+        assert!(err.to_string().contains("no devices"), "{err}");
+        let err = f5_settings(&loaded("[f5]\ndevices = [\"b1\"]\n")).unwrap_err();
+        assert!(err.to_string().contains("no F5 user"), "{err}");
+        let err = f5_settings(&loaded("[f5]\ndevices = [\"b 1\"]\nuser = \"a\"\n")).unwrap_err();
+        assert!(err.to_string().starts_with("[f5] devices"), "{err}");
+        let err = f5_settings(&loaded(
+            "[f5]\ndevices = [\"b1\"]\nuser = \"a\"\ntimeout = 0\n",
+        ))
+        .unwrap_err();
+        assert!(err.to_string().contains("timeout"), "{err}");
+        assert!(parse("[f5]\ndevice = [\"b1\"]\n").is_err());
+        let f5 = f5_settings(&loaded(
+            "[f5]\ndevices = [\"B1\", \"b1:443\", \"[::1]:8443\"]\nuser = \"a\"\nca_file = \"/abs/ca.pem\"\naccept_invalid_certs = true\ntimeout = 5\n",
+        ))
+        .unwrap()
+        .unwrap();
+        assert_eq!(f5.devices.len(), 2, "{:?}", f5.devices);
+        assert_eq!(f5.devices[1].label, "[::1]:8443");
+        assert_eq!(f5.ca_file.as_deref(), Some(Path::new("/abs/ca.pem")));
+        assert!(f5.accept_invalid_certs);
+        assert_eq!(f5.timeout, Duration::from_secs(5));
     }
 
     #[test]

@@ -89,5 +89,14 @@ pub fn summary(prepared: &Prepared) -> String {
         servers.len(),
         servers.join(", ")
     );
+    let f5 = prepared.f5_devices();
+    if !f5.is_empty() {
+        let _ = writeln!(
+            out,
+            "and kill their APM sessions on {} BIG-IP(s): {}",
+            f5.len(),
+            f5.join(", ")
+        );
+    }
     out
 }

@@ -6,6 +6,8 @@ use std::io::{BufRead, IsTerminal};
 use thiserror::Error;
 
 pub const PASSWORD_ENV: &str = "REVOKE_PASSWORD";
+/// The BIG-IPs' password, when it is not the operator's.
+pub const F5_PASSWORD_ENV: &str = "REVOKE_F5_PASSWORD";
 
 #[derive(Debug, Error)]
 pub enum CredentialError {
@@ -44,6 +46,14 @@ pub fn password(user: &str, from_stdin: bool) -> Result<Password, CredentialErro
     Err(CredentialError::NoSource {
         user: user.to_string(),
     })
+}
+
+/// `[f5]`: `$REVOKE_F5_PASSWORD` if set, else the operator's password.
+pub fn f5_password(operator: &Password) -> Password {
+    match std::env::var(F5_PASSWORD_ENV) {
+        Ok(value) if !value.is_empty() => Password::new(value),
+        _ => operator.clone(),
+    }
 }
 
 /// The next line of stdin, without its line ending.

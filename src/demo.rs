@@ -33,6 +33,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<u8> {
     }
 
     let plan = FlushPlan {
+        default_port: 5985,
         drain_timeout: Duration::from_secs(crate::config::DEFAULT_DRAIN_TIMEOUT_SECS),
         targets: lab
             .servers()

@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
+pub use crate::f5::F5Outcome;
 use crate::plan::Method;
 
 #[derive(Debug, Clone)]
@@ -58,6 +59,20 @@ pub enum Event {
     /// The flush did not run, and why.
     FlushSkipped {
         reason: String,
+    },
+    /// `disable` / `reset` with `[f5]`: the APM session kill begins
+    /// (after the convergence gate, alongside the flush).
+    F5Started {
+        devices: Vec<String>,
+        dry_run: bool,
+    },
+    /// What the job on one BIG-IP is doing now, in words.
+    F5Step {
+        device: String,
+        what: String,
+    },
+    F5DeviceFinished {
+        device: F5Outcome,
     },
 }
 

@@ -11,6 +11,7 @@
 //! - [`winrm`]: the WS-Management client (NTLM with message sealing, Basic over TLS).
 //! - [`plan`]: what a run will do, server by server.
 //! - [`exchange`]: the job on one server.
+//! - [`f5`]: kills a user's F5 BIG-IP APM sessions over iControl REST.
 //! - [`orchestrate`]: runs the plan concurrently and emits [`events::Event`]s.
 //! - [`run`]: connects the core to its consumers, handles Ctrl-C.
 //! - [`report`]: consumers of those events: progress display, table, JSON.
@@ -26,6 +27,7 @@ pub mod directory;
 pub mod events;
 pub mod exchange;
 pub mod exit;
+pub mod f5;
 pub mod iis;
 pub mod lab;
 pub mod orchestrate;

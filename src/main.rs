@@ -46,8 +46,7 @@ async fn flush(args: FlushArgs) -> anyhow::Result<u8> {
     let password = credentials::password(&plan.connection.user, args.password_stdin)?;
     if let Some(mut directory) = directory {
         directory.password = password.clone();
-        let port = plan.connection.scheme.default_port();
-        plan.targets = revocation::discover(&directory, port).await?;
+        plan.targets = revocation::discover(&directory, plan.default_port).await?;
         if plan.targets.is_empty() {
             return Err(revocation::RevocationError::NoServers.into());
         }
@@ -90,10 +89,6 @@ async fn reset(args: ResetArgs) -> anyhow::Result<u8> {
         &args.flush,
         &loaded,
     )?;
-    let file = match (&args.password_file, args.flush.dry_run) {
-        (Some(path), false) => Some(PasswordFile::create(path)?),
-        _ => None,
-    };
     plan = with_operator_password(plan, args.flush.password_stdin)?;
     let new_password = if args.new_password_stdin {
         credentials::new_password_from_stdin()?
@@ -101,6 +96,11 @@ async fn reset(args: ResetArgs) -> anyhow::Result<u8> {
         password::generate()
     };
     plan.change = change(new_password.clone());
+    // Created before anything changes, so a bad path fails first.
+    let file = match (&args.password_file, args.flush.dry_run) {
+        (Some(path), false) => Some(PasswordFile::create(path)?),
+        _ => None,
+    };
     let ended = run::revocation(plan, args.change.yes, args.flush.output, args.flush.quiet).await;
     let reset_done = matches!(&ended, Ok(Ended::Ran(f)) if f.report.has_user(UserStatus::Reset));
     credentials::hand_over(
@@ -127,8 +127,7 @@ async fn servers(args: ServersArgs) -> anyhow::Result<u8> {
     let mut plan = config::flush_plan(&args.flush, &loaded, true)?;
     let password = credentials::password(&directory.bind_user, args.flush.password_stdin)?;
     directory.password = password.clone();
-    let port = plan.connection.scheme.default_port();
-    plan.targets = revocation::discover(&directory, port).await?;
+    plan.targets = revocation::discover(&directory, plan.default_port).await?;
     if !args.check {
         run::print_servers(&plan.targets, args.flush.output);
         return Ok(exit::OK);
@@ -143,13 +142,23 @@ async fn servers(args: ServersArgs) -> anyhow::Result<u8> {
     run::execute(plan, args.flush.output, args.flush.quiet).await
 }
 
-/// One password for the operator: the LDAP bind and WinRM.
+/// One password for the operator: the LDAP bind and WinRM; and for the
+/// BIG-IPs too, unless `$REVOKE_F5_PASSWORD` gives theirs.
 fn with_operator_password(
     mut plan: revocation::RevocationPlan,
     from_stdin: bool,
 ) -> anyhow::Result<revocation::RevocationPlan> {
     let password = credentials::password(&plan.directory.bind_user, from_stdin)?;
     plan.directory.password = password.clone();
+    if let Some(f5) = plan.f5.as_mut() {
+        f5.password = credentials::f5_password(&password);
+        if f5.accept_invalid_certs {
+            eprintln!(
+                "WARNING: [f5] accept_invalid_certs = true: BIG-IP certificates are NOT checked; \
+                 anyone on the path can pose as a BIG-IP and capture the F5 password."
+            );
+        }
+    }
     plan.flush.connection.password = password;
     warn_if_unverified(plan.flush.connection.accept_invalid_certs);
     Ok(plan)

@@ -46,6 +46,8 @@ pub enum PoolSelection {
 #[derive(Debug, Clone)]
 pub struct FlushPlan {
     pub targets: Vec<Target>,
+    /// WinRM port for servers named without one, and for those found in AD.
+    pub default_port: u16,
     pub method: Method,
     pub pools: PoolSelection,
     pub parallel: usize,

@@ -1,6 +1,7 @@
 //! `revoke disable` / `revoke reset`: resolve and guard every account, change
 //! it in AD, wait until every writable DC has the change, then flush the
-//! Exchange servers with the existing fan-out.
+//! Exchange servers with the existing fan-out and, with `[f5]`, kill the
+//! accounts' APM sessions at the same time.
 //!
 //! Two halves, so the operator can confirm in between: [`prepare`] only
 //! reads (and refuses, changing nothing); [`execute`] writes and emits
@@ -19,6 +20,7 @@ use crate::directory::{
     Connection, DirectoryError, DirectorySettings, UserAccount, discovery, identity, uac_flag_names,
 };
 use crate::events::{DcOutcome, DcStatus, Event, EventSink, UserOutcome, UserStatus};
+use crate::f5::{self, F5Client, F5Settings, Identity};
 use crate::orchestrate;
 use crate::plan::{FlushPlan, Target};
 use crate::winrm::Connector;
@@ -35,12 +37,16 @@ pub struct RevocationPlan {
     pub allow_privileged: bool,
     /// Its targets may be empty: then they are discovered in AD.
     pub flush: FlushPlan,
+    /// `[f5]`: the BIG-IPs whose APM sessions of the accounts are killed.
+    pub f5: Option<F5Settings>,
 }
 
 #[derive(Debug, Error)]
 pub enum RevocationError {
     #[error(transparent)]
     Directory(#[from] DirectoryError),
+    #[error(transparent)]
+    F5(#[from] f5::F5SetupError),
     /// One or more accounts were refused by a guard: nothing was changed.
     #[error("refused, nothing was changed:\n  {}", .0.join("\n  "))]
     Refused(Vec<String>),
@@ -60,9 +66,18 @@ pub struct Prepared {
     /// `(as typed, account)` in the order given, duplicates removed.
     pub accounts: Vec<(String, UserAccount)>,
     pub domain_controllers: Vec<DomainController>,
+    f5: Option<F5Client>,
 }
 
 impl Prepared {
+    /// The BIG-IPs whose sessions will be killed (none without `[f5]`).
+    pub fn f5_devices(&self) -> Vec<String> {
+        self.f5
+            .iter()
+            .flat_map(|c| c.devices())
+            .map(|d| d.label.clone())
+            .collect()
+    }
     pub fn change(&self) -> &Change {
         &self.plan.change
     }
@@ -86,6 +101,8 @@ impl Prepared {
 /// Connects, resolves every user, applies the guards, lists the DCs and (if
 /// none are configured) discovers the Exchange servers. Changes nothing.
 pub async fn prepare(mut plan: RevocationPlan) -> Result<Prepared, RevocationError> {
+    // Offline first: a CA file that cannot be read stops the run here.
+    let f5 = plan.f5.take().map(F5Client::new).transpose()?;
     let mut conn = Connection::open(&plan.directory).await?;
 
     let mut accounts: Vec<(String, UserAccount)> = Vec::new();
@@ -134,8 +151,7 @@ pub async fn prepare(mut plan: RevocationPlan) -> Result<Prepared, RevocationErr
     };
 
     if plan.flush.targets.is_empty() {
-        plan.flush.targets =
-            discover_targets(&mut conn, plan.flush.connection.scheme.default_port()).await?;
+        plan.flush.targets = discover_targets(&mut conn, plan.flush.default_port).await?;
         if plan.flush.targets.is_empty() {
             return Err(RevocationError::NoServers);
         }
@@ -145,6 +161,7 @@ pub async fn prepare(mut plan: RevocationPlan) -> Result<Prepared, RevocationErr
         conn,
         accounts,
         domain_controllers,
+        f5,
     })
 }
 
@@ -165,14 +182,23 @@ pub async fn discover_targets(
         .collect())
 }
 
-/// Writes the change, waits for the DCs, flushes. Emits events throughout.
+/// Writes the change, waits for the DCs, flushes (and kills the APM
+/// sessions alongside). Emits events throughout.
 pub async fn execute(prepared: Prepared, connector: Connector, events: EventSink) {
     let Prepared {
         plan,
         mut conn,
         accounts,
         domain_controllers,
+        f5,
     } = prepared;
+    let identities: Vec<Identity> = accounts
+        .iter()
+        .map(|(_, a)| Identity {
+            sam: a.sam.clone(),
+            upn: a.upn.clone(),
+        })
+        .collect();
     events.emit(Event::DirectoryStarted {
         run_id: uuid::Uuid::new_v4().to_string(),
         change: plan.change.name().to_string(),
@@ -201,7 +227,7 @@ pub async fn execute(prepared: Prepared, connector: Connector, events: EventSink
             let dc = dry_run_view(&plan.directory, &host, &accounts).await;
             events.emit(Event::DomainControllerFinished { dc });
         }
-        orchestrate::run(plan.flush, connector, events).await;
+        flush_and_kill(plan.flush, connector, f5, identities, events).await;
         return;
     }
 
@@ -276,7 +302,51 @@ pub async fn execute(prepared: Prepared, connector: Connector, events: EventSink
         }
     }
     conn.close().await;
-    orchestrate::run(plan.flush, connector, events).await;
+    // After the gate: a killed session that logs on again meets a DC that
+    // already has the change.
+    flush_and_kill(plan.flush, connector, f5, identities, events).await;
+}
+
+/// The flush and the APM session kill, concurrently: neither waits for the
+/// other, and a BIG-IP's failure never touches a server's job. The run
+/// finishes (`RunFinished`) when both are done.
+async fn flush_and_kill(
+    flush: FlushPlan,
+    connector: Connector,
+    f5: Option<F5Client>,
+    identities: Vec<Identity>,
+    events: EventSink,
+) {
+    let Some(f5) = f5 else {
+        orchestrate::run(flush, connector, events).await;
+        return;
+    };
+    let dry_run = flush.dry_run;
+    let (flush_sink, mut flush_events) = EventSink::channel();
+    let forward = |event: Event| {
+        if !matches!(event, Event::RunFinished { .. }) {
+            events.emit(event);
+        }
+    };
+    let flush = async {
+        let run = orchestrate::run(flush, connector, flush_sink);
+        tokio::pin!(run);
+        loop {
+            tokio::select! {
+                Some(event) = flush_events.recv() => forward(event),
+                () = &mut run => break,
+            }
+        }
+        // Everything it sent before it returned.
+        while let Ok(event) = flush_events.try_recv() {
+            forward(event);
+        }
+    };
+    let kill = f5::run(f5, identities, dry_run, events.clone());
+    tokio::join!(flush, kill);
+    events.emit(Event::RunFinished {
+        finished_at: SystemTime::now(),
+    });
 }
 
 fn verb(change: &Change) -> &'static str {

@@ -15,9 +15,12 @@
 //! Modules: `accounts` (who may log on), `tls` (the lab CA and server
 //! certificates), `server` (HTTP, authentication, sealing), `shell` (the
 //! Windows Remote Shell resource), `envelope` (SOAP in and out), `faults`
-//! (what a [`Fault`] changes on a server), `frontend` (the client endpoints).
+//! (what a [`Fault`] changes on a server), `bigip` (a lab F5 BIG-IP's
+//! iControl REST for APM sessions, see [`Lab::start_bigip`]), `frontend`
+//! (the client endpoints).
 
 mod accounts;
+pub mod bigip;
 pub mod command;
 mod envelope;
 mod faults;
@@ -35,6 +38,7 @@ use std::time::{Duration, SystemTime};
 use anyhow::{Context, bail};
 use serde::Deserialize;
 
+pub use bigip::{BigIpConfig, LabBigIp};
 pub use faults::{Fault, FaultSpec};
 pub use frontend::{ENDPOINTS, Endpoint, FrontEndConfig};
 
@@ -280,6 +284,8 @@ impl LabServer {
 /// listeners (their tasks end when the shutdown signal's sender is dropped).
 pub struct Lab {
     servers: Vec<LabServer>,
+    ca: tls::LabCa,
+    dns_domain: String,
     ca_pem: String,
     /// `NETBIOS\user`, as the generated revoke.toml names the admin.
     admin_logon: String,
@@ -374,6 +380,8 @@ impl Lab {
         Ok(Lab {
             servers,
             ca_pem: ca.cert_pem().to_string(),
+            ca,
+            dns_domain: config.dns_domain.clone(),
             admin_logon: format!("{}\\{}", config.netbios_domain, config.admin_user),
             front_end: config.front_end.clone(),
             runtime,
@@ -394,6 +402,12 @@ impl Lab {
     /// The front end's settings, if the lab serves one.
     pub fn config_front_end(&self) -> Option<&FrontEndConfig> {
         self.front_end.as_ref()
+    }
+
+    /// A lab BIG-IP (APM sessions over iControl REST) on its own port, its
+    /// certificate from this lab's CA. It runs until dropped.
+    pub async fn start_bigip(&self, config: BigIpConfig) -> anyhow::Result<LabBigIp> {
+        LabBigIp::start(config, &self.ca, &self.dns_domain).await
     }
 
     /// PEM of the lab CA that signed every server certificate.

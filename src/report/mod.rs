@@ -13,6 +13,7 @@ use serde::Serialize;
 use crate::events::{
     ActionOutcome, ActionStatus, DcOutcome, DcStatus, Event, ServerStatus, UserOutcome, UserStatus,
 };
+use crate::f5::{F5Outcome, F5Status};
 use crate::plan::Method;
 
 pub use json::render as render_json;
@@ -49,6 +50,8 @@ pub struct RunReport {
     pub flush_skipped: Option<String>,
     /// When the exposure window closed; null in a dry run.
     pub exposure: Option<Exposure>,
+    /// `disable` / `reset` with `[f5]`: one entry per BIG-IP; empty otherwise.
+    pub f5: Vec<F5Outcome>,
 }
 
 /// The window in which a credential or token from before the run could
@@ -105,7 +108,8 @@ pub struct Summary {
 
 impl RunReport {
     /// Every server ended ok (or planned, in a dry run), and for `disable` /
-    /// `reset` every account changed and every checked DC has the change.
+    /// `reset` every account changed, every checked DC has the change and
+    /// every BIG-IP ended ok (or planned).
     pub fn all_ok(&self) -> bool {
         let directory_ok = self.directory.as_ref().is_none_or(|d| {
             d.users.iter().all(|u| u.status != UserStatus::Failed)
@@ -114,6 +118,7 @@ impl RunReport {
                     .all(|dc| dc.status != DcStatus::NotConverged)
         });
         directory_ok
+            && self.f5.iter().all(|d| d.status.is_success())
             && self.flush_skipped.is_none()
             && !self.servers.is_empty()
             && self.servers.iter().all(|s| s.status.is_success())
@@ -127,7 +132,8 @@ impl RunReport {
     }
 
     /// What is still open, with why: accounts not changed, DCs that may still
-    /// let the user in, a flush that did not run, servers not flushed.
+    /// let the user in, APM sessions not killed, a flush that did not run,
+    /// servers not flushed.
     pub fn open_items(&self) -> Vec<String> {
         let mut open = Vec::new();
         if let Some(directory) = &self.directory {
@@ -152,6 +158,7 @@ impl RunReport {
                 }
             }
         }
+        open.extend(self.f5.iter().flat_map(|d| self.f5_open(d)));
         if let Some(reason) = &self.flush_skipped {
             open.push(format!("flush not run: {reason}"));
         }
@@ -174,6 +181,56 @@ impl RunReport {
                 }),
         );
         open
+    }
+
+    /// What one BIG-IP leaves open: the sessions still alive, per account,
+    /// or (not reached, login refused) that none could be killed.
+    fn f5_open(&self, device: &F5Outcome) -> Vec<String> {
+        if device.status.is_success() {
+            return Vec::new();
+        }
+        let mut accounts: Vec<&str> = Vec::new();
+        for session in device.alive() {
+            if !accounts.contains(&session.account.as_str()) {
+                accounts.push(&session.account);
+            }
+        }
+        if accounts.is_empty() {
+            let users: Vec<&str> = self
+                .directory
+                .iter()
+                .flat_map(|d| &d.users)
+                .map(|u| u.sam_account_name.as_str())
+                .collect();
+            let whose = if users.is_empty() {
+                String::new()
+            } else {
+                format!(" of {}", users.join(", "))
+            };
+            return vec![format!(
+                "APM sessions{whose} on {} not killed: {}",
+                device.device,
+                device.message.as_deref().unwrap_or("failed")
+            )];
+        }
+        accounts
+            .into_iter()
+            .map(|account| {
+                let sessions: Vec<String> = device
+                    .alive()
+                    .filter(|s| s.account == account)
+                    .map(|s| match &s.client_ip {
+                        Some(ip) => format!("{} ({ip})", s.id),
+                        None => s.id.clone(),
+                    })
+                    .collect();
+                format!(
+                    "APM session(s) of {account} still alive on {}: {}",
+                    device.device,
+                    sessions.join(", ")
+                )
+            })
+            .collect()
     }
 
     fn summarize(&mut self) {
@@ -225,7 +282,9 @@ impl RunReport {
             .flat_map(|d| &d.domain_controllers)
             .map(|dc| dc.confirmed_at.clone());
         let servers = self.servers.iter().map(|s| s.old_workers_exited_at.clone());
-        let moments: Option<Vec<String>> = dcs.chain(servers).collect();
+        // And every BIG-IP seen without the accounts' APM sessions.
+        let f5 = self.f5.iter().map(|d| d.confirmed_at.clone());
+        let moments: Option<Vec<String>> = dcs.chain(servers).chain(f5).collect();
         let Some(closed_at) = moments.and_then(|m| m.into_iter().max()) else {
             return open;
         };
@@ -290,6 +349,7 @@ impl RunReport {
             directory,
             flush_skipped: None,
             exposure: None,
+            f5: Vec::new(),
         }
     }
 }
@@ -440,6 +500,34 @@ impl Reporter for ReportBuilder {
                     report.flush_skipped = Some(reason.clone());
                 }
             }
+            Event::F5Started { devices, .. } => {
+                if let Some(report) = self.report.as_mut() {
+                    for device in devices {
+                        if !report.f5.iter().any(|d| &d.device == device) {
+                            // Until the device finishes.
+                            report.f5.push(F5Outcome {
+                                device: device.clone(),
+                                status: F5Status::Interrupted,
+                                killed: 0,
+                                sessions: Vec::new(),
+                                duration_ms: 0,
+                                confirmed_at: None,
+                                message: Some(
+                                    "the run was interrupted before this device finished".into(),
+                                ),
+                            });
+                        }
+                    }
+                }
+            }
+            Event::F5DeviceFinished { device } => {
+                if let Some(report) = self.report.as_mut() {
+                    match report.f5.iter_mut().find(|d| d.device == device.device) {
+                        Some(existing) => *existing = device.clone(),
+                        None => report.f5.push(device.clone()),
+                    }
+                }
+            }
             Event::ActionFinished { server, action } => {
                 if let Some(s) = self.server(server) {
                     // A later outcome for the same pool supersedes the earlier
@@ -468,7 +556,8 @@ impl Reporter for ReportBuilder {
             }
             Event::ServerStarted { .. }
             | Event::StepChanged { .. }
-            | Event::DirectoryStep { .. } => {}
+            | Event::DirectoryStep { .. }
+            | Event::F5Step { .. } => {}
         }
     }
 }

@@ -9,6 +9,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::Reporter;
 use crate::events::Event;
+use crate::f5::{F5Outcome, F5Status};
 
 /// An overall bar plus one live line per running server.
 pub struct ProgressDisplay {
@@ -101,6 +102,21 @@ impl Reporter for ProgressDisplay {
                 self.line(server).set_message(step.to_string());
             }
             Event::ActionFinished { .. } => {}
+            Event::F5Started { devices, .. } => {
+                for device in devices {
+                    self.line(&f5_key(device)).set_message("starting");
+                }
+            }
+            Event::F5Step { device, what } => {
+                self.line(&f5_key(device)).set_message(what.clone());
+            }
+            Event::F5DeviceFinished { device } => {
+                if let Some(bar) = self.lines.remove(&f5_key(&device.device)) {
+                    bar.finish_and_clear();
+                    self.multi.remove(&bar);
+                }
+                let _ = self.multi.println(format!("  {}", f5_line(device)));
+            }
             Event::ServerFinished { server, outcome } => {
                 if let Some(bar) = self.lines.remove(server) {
                     bar.finish_and_clear();
@@ -168,9 +184,38 @@ impl Reporter for PlainProgress {
                     let _ = writeln!(std::io::stderr().lock(), "{line}");
                 }
             }
+            Event::F5DeviceFinished { device } => {
+                let _ = writeln!(std::io::stderr().lock(), "{}", f5_line(device));
+            }
             _ => {}
         }
     }
+}
+
+/// The live line of a BIG-IP (apart from the servers' lines).
+fn f5_key(device: &str) -> String {
+    format!("APM {device}")
+}
+
+/// One line for a finished BIG-IP.
+fn f5_line(device: &F5Outcome) -> String {
+    let what = match device.status {
+        F5Status::Ok => format!("ok, {} session(s) killed", device.killed),
+        F5Status::Planned => format!("planned, would kill {} session(s)", device.sessions.len()),
+        other => serde_json::to_value(other)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default(),
+    };
+    let message = match (device.status, &device.message) {
+        (F5Status::Failed | F5Status::Interrupted, Some(m)) => format!(": {m}"),
+        _ => String::new(),
+    };
+    format!(
+        "APM {}: {what} ({:.1} s){message}",
+        device.device,
+        device.duration_ms as f64 / 1000.0
+    )
 }
 
 /// One line for a finished step of the directory phase.

@@ -5,12 +5,14 @@ use std::fmt::Write;
 
 use super::{DirectoryReport, Exposure, RunReport, ServerReport};
 use crate::events::{ActionOutcome, ActionStatus};
+use crate::f5::F5Outcome;
 use crate::plan::Method;
 
 pub fn render(report: &RunReport) -> String {
     let mut out = String::new();
     if let Some(directory) = &report.directory {
         directory_block(&mut out, directory);
+        f5_block(&mut out, &report.f5);
         if report.servers.is_empty() {
             // The flush did not run: "Still open" below says why.
             return finish(out, report);
@@ -47,7 +49,11 @@ pub fn render(report: &RunReport) -> String {
 /// The exposure headline, the waves, warnings and what is still open.
 fn finish(mut out: String, report: &RunReport) -> String {
     if let Some(exposure) = &report.exposure {
-        out.push_str(&exposure_line(exposure, !report.open_items().is_empty()));
+        out.push_str(&exposure_line(
+            exposure,
+            !report.open_items().is_empty(),
+            !report.f5.is_empty(),
+        ));
         out.push('\n');
     }
     if report.method == Method::Iisreset && report.waves.len() > 1 {
@@ -142,6 +148,56 @@ fn directory_block(out: &mut String, directory: &DirectoryReport) {
     out.push('\n');
 }
 
+/// The BIG-IPs: one line each, the account's sessions beneath it.
+fn f5_block(out: &mut String, devices: &[F5Outcome]) {
+    if devices.is_empty() {
+        return;
+    }
+    let width = devices
+        .iter()
+        .map(|d| d.device.len())
+        .chain([10])
+        .max()
+        .unwrap_or(10);
+    let user_width = devices
+        .iter()
+        .flat_map(|d| d.sessions.iter().map(|s| s.user.len()))
+        .max()
+        .unwrap_or(0);
+    let _ = writeln!(
+        out,
+        "{:width$}  {:11}  {:>6}  {:>8}  DETAIL",
+        "APM DEVICE", "STATUS", "KILLED", "TIME"
+    );
+    for device in devices {
+        let _ = writeln!(
+            out,
+            "{:width$}  {:11}  {:>6}  {:>8}  {}",
+            device.device,
+            word(&device.status),
+            device.killed,
+            format!("{:.1} s", device.duration_ms as f64 / 1000.0),
+            device.message.as_deref().unwrap_or("")
+        );
+        for session in &device.sessions {
+            let _ = writeln!(
+                out,
+                "  {}  {:user_width$}  {:15}  {}{}",
+                session.id,
+                session.user,
+                session.client_ip.as_deref().unwrap_or("-"),
+                word(&session.status),
+                session
+                    .message
+                    .as_deref()
+                    .map(|m| format!("  {m}"))
+                    .unwrap_or_default()
+            );
+        }
+    }
+    out.push('\n');
+}
+
 /// The JSON word of a status, for the table.
 fn word<T: serde::Serialize>(status: &T) -> String {
     serde_json::to_value(status)
@@ -150,12 +206,17 @@ fn word<T: serde::Serialize>(status: &T) -> String {
         .unwrap_or_default()
 }
 
-fn exposure_line(exposure: &Exposure, open_items: bool) -> String {
+fn exposure_line(exposure: &Exposure, open_items: bool, apm: bool) -> String {
     match (&exposure.closed_at, exposure.window_ms) {
         (Some(at), Some(ms)) if exposure.closed => format!(
-            "Exposure window closed {:.1} s after the start ({at}): every DC has the change \
+            "Exposure window closed {:.1} s after the start ({at}): every DC has the change{} \
              and no worker holding an older token is left.",
-            ms as f64 / 1000.0
+            ms as f64 / 1000.0,
+            if apm {
+                ", no APM session of the account is left"
+            } else {
+                ""
+            }
         ),
         _ if open_items => "Exposure window NOT closed: see what is still open below.".to_string(),
         _ => "Exposure window not confirmed closed: domain controllers were not checked \
@@ -247,6 +308,7 @@ fn summary_line(report: &RunReport) -> String {
     for (n, word) in [
         (s.ok, "ok"),
         (s.planned, "planned"),
+        (s.draining, "draining"),
         (s.partial, "partial"),
         (s.failed, "failed"),
         (s.timeout, "timeout"),
@@ -407,6 +469,7 @@ mod tests {
             directory: None,
             flush_skipped: None,
             exposure: None,
+            f5: Vec::new(),
         };
         report.summarize();
         report

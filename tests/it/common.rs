@@ -133,6 +133,7 @@ impl Revoke {
             .args(&self.args)
             .env_remove("REVOKE_PASSWORD")
             .env_remove("REVOKE_CONFIG")
+            .env_remove("REVOKE_F5_PASSWORD")
             .env("HOME", home.path())
             .env("XDG_CONFIG_HOME", home.path().join("config"))
             .stdin(if self.stdin.is_some() {

@@ -524,6 +524,7 @@ fn check_schema(report: &Value) {
             "directory",
             "flush_skipped",
             "exposure",
+            "f5",
         ],
     );
     assert_eq!(report["schema_version"], 1);
@@ -540,6 +541,8 @@ fn check_schema(report: &Value) {
         assert_eq!(exposure["closed_at"].is_string(), closed);
         assert_eq!(exposure["window_ms"].is_u64(), closed);
     }
+    // BIG-IPs are only for disable/reset.
+    assert_eq!(report["f5"], serde_json::json!([]));
     for warning in report["warnings"].as_array().expect("warnings is an array") {
         assert!(warning.is_string(), "warning not a string: {warning}");
     }
@@ -1590,7 +1593,7 @@ async fn a_worker_that_outlives_the_drain_deadline_is_still_open() {
     table.assert_code(2);
     assert!(table.stdout.contains("Still open:"), "{}", table.stdout);
     assert!(
-        table.stdout.contains("NOT confirmed closed"),
+        table.stdout.contains("Exposure window NOT closed"),
         "{}",
         table.stdout
     );

@@ -3,6 +3,7 @@
 mod account;
 mod common;
 mod exposure;
+mod f5;
 mod flush;
 mod lab_fidelity;
 mod samba;

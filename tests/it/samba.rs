@@ -751,6 +751,15 @@ impl AdEstate {
         std::fs::write(path, config.to_string()).expect("write revoke.toml");
     }
 
+    /// Adds (or replaces) the `[f5]` section of revoke.toml.
+    pub fn set_f5(&self, section: toml::Table) {
+        let path = self.config();
+        let text = std::fs::read_to_string(path).expect("read revoke.toml");
+        let mut config: toml::Table = text.parse().expect("revoke.toml");
+        config.insert("f5".into(), section.into());
+        std::fs::write(path, config.to_string()).expect("write revoke.toml");
+    }
+
     /// `revoke SUBCOMMAND --config <revoke.toml> ARGS` with the operator's
     /// password in REVOKE_PASSWORD.
     pub fn revoke<S: AsRef<str>>(&self, subcommand: &str, args: &[S]) -> Revoke {
