@@ -2,6 +2,7 @@
 //! needs (a lab in-process, the real `revoke` binary) on loopback only.
 mod account;
 mod common;
+mod exposure;
 mod f5;
 mod flush;
 mod lab_fidelity;
