@@ -256,6 +256,14 @@ pub struct LabArgs {
     /// How long each app pool recycle takes, in milliseconds.
     #[arg(long)]
     pub recycle_ms: Option<u64>,
+    /// Serve Exchange's client endpoints (EWS, ActiveSync, OWA, MAPI, RPC),
+    /// validating Basic logons with LDAP binds against this directory
+    /// (ldaps://HOST, or ldap://HOST with StartTLS). Repeat for more DCs.
+    #[arg(long, value_name = "URL", requires = "directory_ca")]
+    pub directory: Vec<String>,
+    /// PEM file of the CA that signed the directory's certificates.
+    #[arg(long, value_name = "FILE", requires = "directory")]
+    pub directory_ca: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

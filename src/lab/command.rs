@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use super::{Lab, LabConfig, LabTransport};
+use super::{ENDPOINTS, FrontEndConfig, Lab, LabConfig, LabTransport};
 use crate::cli::{LabArgs, LabTransportArg};
 
 pub async fn run(args: LabArgs) -> anyhow::Result<u8> {
@@ -34,6 +34,9 @@ pub async fn run(args: LabArgs) -> anyhow::Result<u8> {
     }
     println!();
     println!("Accepts: user {user}  password {password}  (lab credentials, not a secret)");
+    if let Some(fe) = lab.config_front_end() {
+        print_front_end(&lab, fe);
+    }
     if let Some(path) = &args.write_config {
         write_config(&lab, path, transport)?;
         println!("Wrote {} (and lab-ca.pem beside it). Try:", path.display());
@@ -81,8 +84,46 @@ fn config_from(args: &LabArgs) -> anyhow::Result<LabConfig> {
     if let Some(ms) = args.recycle_ms {
         config.recycle_time = Duration::from_millis(ms);
     }
+    if let Some(ca) = &args.directory_ca {
+        let pem = std::fs::read_to_string(ca)
+            .with_context(|| format!("cannot read the directory CA {}", ca.display()))?;
+        // Flags replace a [front_end] of the lab config, keeping its timings.
+        let mut front_end = FrontEndConfig::new(args.directory.clone(), pem);
+        if let Some(from_file) = &config.front_end {
+            front_end.token_cache_ttl = from_file.token_cache_ttl;
+            front_end.ping_heartbeat = from_file.ping_heartbeat;
+        }
+        config.front_end = Some(front_end);
+    }
     config.validate()?;
     Ok(config)
+}
+
+fn print_front_end(lab: &Lab, fe: &FrontEndConfig) {
+    println!();
+    println!(
+        "Client front end (HTTPS, lab CA; Basic logons checked against {}; \
+         tokens cached {} s per worker, sliding):",
+        fe.directory_urls.join(", "),
+        fe.token_cache_ttl.as_secs()
+    );
+    for server in lab.servers() {
+        if let Some(addr) = server.front_end_addr {
+            println!("  {:<6}  {}", server.name, super::frontend::base_url(addr));
+        }
+    }
+    println!("  Endpoints on each:");
+    for endpoint in &ENDPOINTS {
+        println!(
+            "    {:<10}  {:<30}  {}",
+            endpoint.name, endpoint.path, endpoint.pool
+        );
+    }
+    if let Some(first) = lab.servers().first()
+        && let Some(url) = first.front_end_url(&ENDPOINTS[0])
+    {
+        println!("  Try: curl --cacert lab-ca.pem -u 'DOMAIN\\user:password' {url}");
+    }
 }
 
 /// The config file plus the lab CA beside it, referenced by absolute path.

@@ -135,6 +135,7 @@ mod tests {
             drain_time: Duration::ZERO,
             iisreset_downtime: Duration::ZERO,
             failing_pools: vec![],
+            exit_when_idle: false,
         };
         ServerFaults::for_server("EX01", &specs).apply_to_iis(&mut config);
         assert_eq!(

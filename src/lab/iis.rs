@@ -42,6 +42,12 @@ pub struct IisSimConfig {
     pub iisreset_downtime: Duration,
     /// Pools whose recycle fails with "Access is denied" (exit code 5).
     pub failing_pools: Vec<String>,
+    /// A recycled worker exits as soon as the requests it had accepted are
+    /// done (IIS's overlapped recycle), `drain_time` being only the limit.
+    /// Off, it lives the whole `drain_time`: the worst case, as if it were
+    /// always busy. The lab turns it on with the client front end, whose
+    /// requests are what keeps a worker busy.
+    pub exit_when_idle: bool,
 }
 
 impl IisSimConfig {
@@ -62,6 +68,7 @@ impl IisSimConfig {
             drain_time: Duration::from_secs(2),
             iisreset_downtime: Duration::from_secs(3),
             failing_pools: Vec::new(),
+            exit_when_idle: false,
         }
     }
 }
@@ -120,12 +127,56 @@ struct SimWorker {
     pid: u32,
     pool: String,
     born: Instant,
+    /// Set when the worker is recycled (its drain limit), stopped or reset.
     dies: Option<Instant>,
+    /// Requests accepted and not finished (see [`IisSim::accept_request`]).
+    in_flight: u32,
 }
 
 impl SimWorker {
     fn alive_at(&self, now: Instant) -> bool {
         self.born <= now && self.dies.is_none_or(|d| now < d)
+    }
+
+    /// Alive and not on its way out: the worker new requests go to.
+    fn current_at(&self, now: Instant) -> bool {
+        self.born <= now && self.dies.is_none()
+    }
+}
+
+/// Why a pool cannot take a request (HTTP 503 from HTTP.sys).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unavailable {
+    /// An iisreset outage is under way.
+    IisDown,
+    /// No such pool, or it is stopped.
+    PoolNotStarted,
+}
+
+/// A request being served by one worker process; dropping it ends the
+/// request. A recycled worker with `exit_when_idle` exits when its last one ends.
+#[derive(Debug)]
+pub struct RequestGuard {
+    sim: IisSim,
+    pid: u32,
+}
+
+impl RequestGuard {
+    /// The worker serving this request.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// False once the worker has exited (drain limit passed, pool stopped,
+    /// iisreset): the request dies with it.
+    pub fn worker_alive(&self) -> bool {
+        self.sim.worker_alive(self.pid)
+    }
+}
+
+impl Drop for RequestGuard {
+    fn drop(&mut self) {
+        self.sim.finish_request(self.pid);
     }
 }
 
@@ -163,13 +214,14 @@ impl State {
             pool: pool.to_owned(),
             born,
             dies: None,
+            in_flight: 0,
         });
         pid
     }
 
     /// Drops workers whose death is in the past, then lists the live ones.
     fn live_workers(&mut self, now: Instant) -> Vec<WorkerProcess> {
-        self.workers.retain(|w| w.dies.is_none_or(|d| now < d));
+        self.prune(now);
         self.workers
             .iter()
             .filter(|w| w.alive_at(now))
@@ -178,6 +230,11 @@ impl State {
                 pool: w.pool.clone(),
             })
             .collect()
+    }
+
+    /// Forgets workers whose death is in the past.
+    fn prune(&mut self, now: Instant) {
+        self.workers.retain(|w| w.dies.is_none_or(|d| now < d));
     }
 
     fn services(&self, now: Instant) -> ServiceState {
@@ -295,6 +352,60 @@ impl IisSim {
             _ => {}
         }
         true
+    }
+
+    /// The pool's current worker accepts a request, as HTTP.sys hands it
+    /// over: never a recycled (draining) worker. IIS starts a worker on
+    /// demand if the pool has none.
+    pub fn accept_request(&self, pool: &str) -> Result<RequestGuard, Unavailable> {
+        let now = Instant::now();
+        let mut state = self.state();
+        if state.services(now) != ServiceState::Running {
+            return Err(Unavailable::IisDown);
+        }
+        let name = match state.pool(pool) {
+            Some((name, PoolState::Started)) => name.clone(),
+            _ => return Err(Unavailable::PoolNotStarted),
+        };
+        state.prune(now);
+        let pid = match state
+            .workers
+            .iter()
+            .filter(|w| w.pool == name && w.current_at(now))
+            .max_by_key(|w| w.born)
+        {
+            Some(w) => w.pid,
+            None => state.spawn(&name, now),
+        };
+        if let Some(w) = state.workers.iter_mut().find(|w| w.pid == pid) {
+            w.in_flight += 1;
+        }
+        Ok(RequestGuard {
+            sim: self.clone(),
+            pid,
+        })
+    }
+
+    /// Is worker `pid` running now?
+    pub fn worker_alive(&self, pid: u32) -> bool {
+        let now = Instant::now();
+        self.state()
+            .workers
+            .iter()
+            .any(|w| w.pid == pid && w.alive_at(now))
+    }
+
+    fn finish_request(&self, pid: u32) {
+        let now = Instant::now();
+        let exit_when_idle = self.config().exit_when_idle;
+        let mut state = self.state();
+        if let Some(w) = state.workers.iter_mut().find(|w| w.pid == pid) {
+            w.in_flight = w.in_flight.saturating_sub(1);
+            // A draining worker with nothing left to do exits.
+            if exit_when_idle && w.in_flight == 0 && w.dies.is_some() {
+                w.dies = w.dies.map(|d| d.min(now));
+            }
+        }
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -454,12 +565,19 @@ impl IisSim {
             Err(result) => return result,
         };
         let drained_at = now + self.config().drain_time;
+        let exit_when_idle = self.config().exit_when_idle;
         for w in state
             .workers
             .iter_mut()
             .filter(|w| w.pool == name && w.alive_at(now))
         {
-            w.dies = Some(w.dies.map_or(drained_at, |d| d.min(drained_at)));
+            // Idle, it has nothing to finish: it exits at once.
+            let exits = if exit_when_idle && w.in_flight == 0 {
+                now
+            } else {
+                drained_at
+            };
+            w.dies = Some(w.dies.map_or(exits, |d| d.min(exits)));
         }
         state.spawn(&name, now);
         // appcmd names the pool as configured (uncertain detail).
@@ -1208,6 +1326,98 @@ mod tests {
         assert_eq!(iis::pids_of(&b.workers(), "My Pool").len(), 1);
     }
 
+    fn idle_exiting(drain_ms: u64, reset_ms: u64) -> IisSim {
+        let mut config = IisSimConfig::exchange("EX01");
+        config.recycle_time = Duration::ZERO;
+        config.drain_time = Duration::from_millis(drain_ms);
+        config.iisreset_downtime = Duration::from_millis(reset_ms);
+        config.exit_when_idle = true;
+        IisSim::new(config)
+    }
+
+    const SYNC: &str = "MSExchangeSyncAppPool";
+
+    #[tokio::test]
+    async fn requests_go_to_the_current_worker_never_a_draining_one() {
+        let sim = idle_exiting(60_000, 60_000);
+        let old = sim.accept_request(SYNC).unwrap();
+        assert_eq!(iis::pids_of(&sim.workers(), SYNC), [old.pid()]);
+        assert_eq!(
+            sim.accept_request("mSeXchangesyncapppool").unwrap().pid(),
+            old.pid(),
+            "pool names are case-insensitive"
+        );
+        run(&sim, &iis::recycle(&pool(SYNC))).await;
+        let new = sim.accept_request(SYNC).unwrap();
+        assert_ne!(new.pid(), old.pid());
+        // The old worker still serves the request it had accepted.
+        assert!(old.worker_alive());
+        assert_eq!(iis::pids_of(&sim.workers(), SYNC).len(), 2);
+        drop(old);
+        // Nothing left to finish: it exits at once, long before its drain limit.
+        assert_eq!(iis::pids_of(&sim.workers(), SYNC), [new.pid()]);
+        assert_eq!(
+            sim.accept_request("NoSuchPool").unwrap_err(),
+            Unavailable::PoolNotStarted
+        );
+    }
+
+    #[tokio::test]
+    async fn an_idle_worker_exits_at_the_recycle_a_busy_one_at_the_drain_limit() {
+        let sim = idle_exiting(300, 60_000);
+        let idle_pid = iis::pids_of(&sim.workers(), "MSExchangeOWAAppPool")[0];
+        let busy = sim.accept_request(SYNC).unwrap();
+        run(&sim, &iis::recycle(&pool("MSExchangeOWAAppPool"))).await;
+        run(&sim, &iis::recycle(&pool(SYNC))).await;
+        assert!(!sim.worker_alive(idle_pid));
+        assert!(busy.worker_alive());
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert!(!busy.worker_alive(), "killed at the drain limit");
+        drop(busy);
+        assert_eq!(sim.workers().len(), 6);
+    }
+
+    #[tokio::test]
+    async fn without_exit_when_idle_an_old_worker_lives_its_drain_time() {
+        let sim = sim_with(60_000, 60_000);
+        let old = iis::pids_of(&sim.workers(), SYNC)[0];
+        run(&sim, &iis::recycle(&pool(SYNC))).await;
+        assert!(sim.worker_alive(old));
+    }
+
+    #[tokio::test]
+    async fn iisreset_refuses_requests_and_kills_the_ones_in_flight() {
+        let sim = idle_exiting(60_000, 300);
+        let held = sim.accept_request(SYNC).unwrap();
+        let reset = tokio::spawn({
+            let sim = sim.clone();
+            async move { run(&sim, &iis::iisreset()).await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!held.worker_alive());
+        assert_eq!(sim.accept_request(SYNC).unwrap_err(), Unavailable::IisDown);
+        assert_eq!(reset.await.unwrap().exit_code, 0);
+        let fresh = sim.accept_request(SYNC).unwrap();
+        assert_ne!(fresh.pid(), held.pid());
+    }
+
+    #[tokio::test]
+    async fn a_stopped_pool_takes_no_request_and_a_started_one_gets_a_worker() {
+        let sim = sim();
+        assert!(sim.set_pool_state("My Pool", PoolState::Stopped));
+        assert_eq!(
+            sim.accept_request("My Pool").unwrap_err(),
+            Unavailable::PoolNotStarted
+        );
+        assert_eq!(
+            sim.accept_request("StoppedPool").unwrap_err(),
+            Unavailable::PoolNotStarted
+        );
+        assert!(sim.set_pool_state("My Pool", PoolState::Started));
+        let r = sim.accept_request("My Pool").unwrap();
+        assert_eq!(iis::pids_of(&sim.workers(), "My Pool"), [r.pid()]);
+    }
+
     #[test]
     fn exchange_config_has_the_six_pools() {
         let config = IisSimConfig::exchange("EX09");
@@ -1217,5 +1427,6 @@ mod tests {
         assert_eq!(names[5], "DefaultAppPool");
         assert!(config.pools.iter().all(|(_, s)| *s == PoolState::Started));
         assert!(config.failing_pools.is_empty());
+        assert!(!config.exit_when_idle);
     }
 }

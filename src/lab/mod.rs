@@ -8,11 +8,16 @@
 //! shell resource sits [`iis::IisSim`], so what a client runs there answers
 //! like appcmd/iisreset on an Exchange server.
 //!
+//! With a directory configured ([`LabConfig::front_end`]), each server also
+//! serves Exchange's client endpoints (EWS, ActiveSync, OWA, MAPI, RPC) with
+//! IIS's logon-token cache, which is where the stale-token bug lives.
+//!
 //! Modules: `accounts` (who may log on), `tls` (the lab CA and server
 //! certificates), `server` (HTTP, authentication, sealing), `shell` (the
 //! Windows Remote Shell resource), `envelope` (SOAP in and out), `faults`
 //! (what a [`Fault`] changes on a server), `bigip` (a lab F5 BIG-IP's
-//! iControl REST for APM sessions, see [`Lab::start_bigip`]).
+//! iControl REST for APM sessions, see [`Lab::start_bigip`]), `frontend`
+//! (the client endpoints).
 
 mod accounts;
 pub mod bigip;
@@ -20,6 +25,7 @@ pub mod command;
 pub mod directory;
 mod envelope;
 mod faults;
+pub mod frontend;
 pub mod iis;
 mod server;
 mod shell;
@@ -35,6 +41,7 @@ use serde::Deserialize;
 
 pub use bigip::{BigIpConfig, LabBigIp};
 pub use faults::{Fault, FaultSpec};
+pub use frontend::{ENDPOINTS, Endpoint, FrontEndConfig};
 
 /// The lab's administrator account (an administrator of every simulated server).
 pub const LAB_DEFAULT_USER: &str = "revoke-admin";
@@ -59,6 +66,9 @@ pub struct LabConfig {
     pub drain_time: Duration,
     pub iisreset_downtime: Duration,
     pub faults: Vec<FaultSpec>,
+    /// The client front end and the directory it validates users against;
+    /// None: no front end. Its port: OS-chosen, or base + 2*servers + i.
+    pub front_end: Option<FrontEndConfig>,
 }
 
 impl Default for LabConfig {
@@ -76,6 +86,7 @@ impl Default for LabConfig {
             drain_time: Duration::from_secs(1),
             iisreset_downtime: Duration::from_secs(2),
             faults: Vec::new(),
+            front_end: None,
         }
     }
 }
@@ -97,11 +108,39 @@ struct LabToml {
     iisreset_ms: Option<u64>,
     #[serde(default)]
     fault: Vec<FaultSpec>,
+    front_end: Option<FrontEndToml>,
+}
+
+/// `[front_end]` of the lab's TOML.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FrontEndToml {
+    directory: Vec<String>,
+    directory_ca_file: PathBuf,
+    token_cache_s: Option<u64>,
+    ping_heartbeat_ms: Option<u64>,
+}
+
+impl FrontEndToml {
+    fn into_config(self) -> anyhow::Result<FrontEndConfig> {
+        let path = &self.directory_ca_file;
+        let pem = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the directory CA {}", path.display()))?;
+        let mut config = FrontEndConfig::new(self.directory, pem);
+        if let Some(s) = self.token_cache_s {
+            config.token_cache_ttl = Duration::from_secs(s);
+        }
+        if let Some(ms) = self.ping_heartbeat_ms {
+            config.ping_heartbeat = Duration::from_millis(ms);
+        }
+        Ok(config)
+    }
 }
 
 impl LabConfig {
     /// Reads a lab description (keys: servers, listen, base_port, admin_user,
-    /// admin_password, latency_ms, recycle_ms, drain_ms, iisreset_ms, [[fault]]).
+    /// admin_password, latency_ms, recycle_ms, drain_ms, iisreset_ms, [[fault]],
+    /// [front_end]).
     pub fn from_toml(text: &str) -> anyhow::Result<Self> {
         let t: LabToml = toml::from_str(text).context("invalid lab configuration")?;
         let d = LabConfig::default();
@@ -119,6 +158,7 @@ impl LabConfig {
             drain_time: t.drain_ms.map(ms).unwrap_or(d.drain_time),
             iisreset_downtime: t.iisreset_ms.map(ms).unwrap_or(d.iisreset_downtime),
             faults: t.fault,
+            front_end: t.front_end.map(FrontEndToml::into_config).transpose()?,
         };
         config.validate()?;
         Ok(config)
@@ -130,14 +170,18 @@ impl LabConfig {
             bail!("a lab needs at least one server");
         }
         if self.base_port != 0 {
-            let last = u32::from(self.base_port) + 2 * self.servers as u32 - 1;
+            let per_server = if self.front_end.is_some() { 3 } else { 2 };
+            let last = u32::from(self.base_port) + per_server * self.servers as u32 - 1;
             if last > u32::from(u16::MAX) {
                 bail!(
-                    "base_port {} leaves no room for {} servers (two ports each)",
+                    "base_port {} leaves no room for {} servers ({per_server} ports each)",
                     self.base_port,
                     self.servers
                 );
             }
+        }
+        if let Some(front_end) = &self.front_end {
+            front_end.validate()?;
         }
         if self.admin_user.is_empty() || self.admin_user.contains(['\\', '@', ':']) {
             bail!("admin_user must be a plain account name (no domain, no '@', no ':')");
@@ -223,8 +267,18 @@ pub struct LabServer {
     pub name: String,
     pub http_addr: SocketAddr,
     pub https_addr: SocketAddr,
+    /// The client front end (HTTPS, lab CA), when the lab has one.
+    pub front_end_addr: Option<SocketAddr>,
     pub iis: iis::IisSim,
     pub log: CommandLog,
+}
+
+impl LabServer {
+    /// `https://ADDR/PATH` of one client endpoint, when the lab has a front end.
+    pub fn front_end_url(&self, endpoint: &Endpoint) -> Option<String> {
+        self.front_end_addr
+            .map(|a| format!("{}{}", frontend::base_url(a), endpoint.path))
+    }
 }
 
 /// A running lab. Dropping it without [`Lab::shutdown`] also stops the
@@ -236,6 +290,7 @@ pub struct Lab {
     ca_pem: String,
     /// `NETBIOS\user`, as the generated revoke.toml names the admin.
     admin_logon: String,
+    front_end: Option<FrontEndConfig>,
     runtime: server::Runtime,
 }
 
@@ -253,6 +308,8 @@ impl Lab {
             iis_config.recycle_time = config.recycle_time;
             iis_config.drain_time = config.drain_time;
             iis_config.iisreset_downtime = config.iisreset_downtime;
+            // Front-end requests are what keep a recycled worker busy.
+            iis_config.exit_when_idle = config.front_end.is_some();
             faults.apply_to_iis(&mut iis_config);
             let iis = iis::IisSim::new(iis_config);
             let log = CommandLog::default();
@@ -265,6 +322,10 @@ impl Lab {
             let cert = ca
                 .issue_server(&name, &config.dns_domain, config.listen)
                 .with_context(|| format!("issuing the certificate of {name}"))?;
+            let front_end_tls = cert.server_config()?;
+            let refuse = faults.refuse_connections;
+            let never_answer = faults.never_answer;
+            let latency = config.latency + faults.extra_latency;
             let spec = server::ServerSpec {
                 name: name.clone(),
                 accounts: accounts::Accounts::new(&config, &name),
@@ -282,10 +343,37 @@ impl Lab {
                 )
                 .await
                 .with_context(|| format!("starting {name}"))?;
+            let front_end_addr = match &config.front_end {
+                None => None,
+                Some(fe) => {
+                    let port = if config.base_port == 0 {
+                        0
+                    } else {
+                        config.base_port + 2 * config.servers as u16 + i as u16
+                    };
+                    let addr = SocketAddr::new(config.listen, port);
+                    let spec = frontend::FrontEndSpec {
+                        name: name.clone(),
+                        index: i,
+                        fqdn: format!("{}.{}", name.to_lowercase(), config.dns_domain),
+                        iis: iis.clone(),
+                        latency,
+                    };
+                    let front_end = frontend::build(spec, fe)?;
+                    Some(if refuse {
+                        runtime.reserve(addr)?
+                    } else {
+                        start_front_end(&mut runtime, addr, front_end_tls, front_end, never_answer)
+                            .await
+                            .with_context(|| format!("starting the front end of {name}"))?
+                    })
+                }
+            };
             servers.push(LabServer {
                 name,
                 http_addr,
                 https_addr,
+                front_end_addr,
                 iis,
                 log,
             });
@@ -296,6 +384,7 @@ impl Lab {
             ca,
             dns_domain: config.dns_domain.clone(),
             admin_logon: format!("{}\\{}", config.netbios_domain, config.admin_user),
+            front_end: config.front_end.clone(),
             runtime,
         })
     }
@@ -309,6 +398,11 @@ impl Lab {
         self.servers
             .iter()
             .find(|s| s.name.eq_ignore_ascii_case(name))
+    }
+
+    /// The front end's settings, if the lab serves one.
+    pub fn config_front_end(&self) -> Option<&FrontEndConfig> {
+        self.front_end.as_ref()
     }
 
     /// A lab BIG-IP (APM sessions over iControl REST) on its own port, its
@@ -369,6 +463,33 @@ impl Lab {
     pub async fn shutdown(self) {
         self.runtime.shutdown().await;
     }
+}
+
+/// Binds a server's front-end listener and serves TLS on it.
+async fn start_front_end(
+    runtime: &mut server::Runtime,
+    addr: SocketAddr,
+    tls: Arc<rustls::ServerConfig>,
+    front_end: Arc<frontend::FrontEnd>,
+    never_answer: bool,
+) -> anyhow::Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
+    let local = listener.local_addr()?;
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    runtime.spawn_listener(listener, never_answer, move |stream, _| {
+        let acceptor = acceptor.clone();
+        let front_end = front_end.clone();
+        async move {
+            if let Ok(Ok(tls)) =
+                tokio::time::timeout(Duration::from_secs(30), acceptor.accept(stream)).await
+            {
+                front_end.serve_connection(tls).await;
+            }
+        }
+    });
+    Ok(local)
 }
 
 /// A TOML basic string (quotes and backslashes escaped).
@@ -436,6 +557,28 @@ pool = "MSExchangeOWAAppPool"
         assert!(
             LabConfig::from_toml("[[fault]]\nserver = \"EX01\"\nkind = \"explode\"\n").is_err()
         );
+    }
+
+    #[test]
+    fn from_toml_reads_the_front_end() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, tls::LabCa::new().unwrap().cert_pem()).unwrap();
+        let text = format!(
+            "servers = 2\nbase_port = 20000\n[front_end]\ndirectory = [\"ldaps://dc1\", \"ldap://dc2\"]\n\
+             directory_ca_file = {}\ntoken_cache_s = 60\nping_heartbeat_ms = 1500\n",
+            toml_string(&ca.display().to_string())
+        );
+        let c = LabConfig::from_toml(&text).unwrap();
+        let fe = c.front_end.expect("[front_end]");
+        assert_eq!(fe.directory_urls, ["ldaps://dc1", "ldap://dc2"]);
+        assert_eq!(fe.token_cache_ttl, Duration::from_secs(60));
+        assert_eq!(fe.ping_heartbeat, Duration::from_millis(1500));
+        assert!(LabConfig::from_toml("[front_end]\ndirectory = []\n").is_err());
+        // Three ports per server with a front end.
+        let text = text.replace("base_port = 20000", "base_port = 65531");
+        assert!(LabConfig::from_toml(&text).is_err());
+        assert!(LabConfig::default().front_end.is_none());
     }
 
     #[test]

@@ -175,7 +175,27 @@ impl Runtime {
         Ok(addrs)
     }
 
-    fn reserve(&mut self, addr: SocketAddr) -> anyhow::Result<SocketAddr> {
+    /// Serves `on_conn` on every connection `listener` accepts, until
+    /// shutdown (the lab's other listeners, e.g. the client front end).
+    pub(super) fn spawn_listener<F, Fut>(
+        &mut self,
+        listener: TcpListener,
+        never_answer: bool,
+        on_conn: F,
+    ) where
+        F: Fn(TcpStream, SocketAddr) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.tasks.push(tokio::spawn(accept_loop(
+            listener,
+            self.shutdown.subscribe(),
+            never_answer,
+            on_conn,
+        )));
+    }
+
+    /// Holds `addr` without listening: connecting to it is refused.
+    pub(super) fn reserve(&mut self, addr: SocketAddr) -> anyhow::Result<SocketAddr> {
         let socket = if addr.is_ipv4() {
             TcpSocket::new_v4()?
         } else {

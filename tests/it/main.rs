@@ -4,6 +4,7 @@ mod account_embedded;
 mod account_samba;
 mod common;
 mod embedded_directory;
+mod exposure;
 mod f5;
 mod flush;
 mod lab_fidelity;

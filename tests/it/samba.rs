@@ -27,8 +27,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, Mod, Scope, SearchEntry};
-use revoke::lab::LabConfig;
 use revoke::lab::directory::{DcConfig, Directory, DirectoryConfig, ExchangeServer, SeedUser};
+use revoke::lab::{FrontEndConfig, LabConfig};
 
 use crate::common::{Revoke, TestLab, fast_lab, tls_trusting};
 
@@ -274,6 +274,11 @@ impl Domain {
         }
     }
 
+    /// The NetBIOS domain name, "LAB": users log on as `LAB\\sam`.
+    pub fn netbios_domain(&self) -> &str {
+        self.var("SAMBA_DOMAIN")
+    }
+
     /// PEM of the CA that signed both DCs' certificates.
     pub fn ca_file(&self) -> &Path {
         Path::new(self.var("SAMBA_CA"))
@@ -296,11 +301,6 @@ impl Domain {
 
     pub fn dns_domain(&self) -> &str {
         self.var("SAMBA_DNS_DOMAIN")
-    }
-
-    /// "LAB"
-    pub fn netbios_domain(&self) -> &str {
-        self.var("SAMBA_DOMAIN")
     }
 
     /// "revoke-op@lab.example.test": the account `revoke` binds as.
@@ -797,26 +797,44 @@ pub type AdEstate = Estate<SambaAd>;
 impl<B: Backend> Estate<B> {
     /// `servers` lab servers (EX01...), listed in revoke.toml.
     pub async fn start(servers: usize) -> Self {
-        Self::start_with(servers, true).await
+        Self::start_with(servers, true, |_| {}).await
+    }
+
+    /// Like [`AdEstate::start`], and the lab serves Exchange's client
+    /// endpoints, validating logons against DC1 (LDAPS, the domain CA).
+    /// `tweak` adjusts the lab (timings, the front end's cache and heartbeat).
+    pub async fn start_with_front_end(servers: usize, tweak: impl FnOnce(&mut LabConfig)) -> Self {
+        let domain = B::domain();
+        let ca = std::fs::read_to_string(domain.ca_file()).expect("the domain CA");
+        Self::start_with(servers, true, move |config| {
+            config.front_end = Some(FrontEndConfig::new(vec![domain.dc_url(1)], ca));
+            tweak(config);
+        })
+        .await
     }
 
     /// revoke.toml with `[winrm]` and `[directory]` but no `servers` key:
     /// `revoke` has to find the Exchange servers in AD. The lab (one server)
     /// is only there for the `[winrm]` section.
     pub async fn start_without_servers() -> Self {
-        Self::start_with(1, false).await
+        Self::start_with(1, false, |_| {}).await
     }
 
-    async fn start_with(servers: usize, list_servers: bool) -> Self {
+    async fn start_with(
+        servers: usize,
+        list_servers: bool,
+        tweak: impl FnOnce(&mut LabConfig),
+    ) -> Self {
         let domain = B::domain();
-        let lab = TestLab::start(LabConfig {
+        let mut config = LabConfig {
             admin_user: domain.operator_sam().to_string(),
             admin_password: domain.operator_password().to_string(),
             netbios_domain: domain.netbios_domain().to_string(),
             dns_domain: domain.dns_domain().to_string(),
             ..fast_lab(servers)
-        })
-        .await;
+        };
+        tweak(&mut config);
+        let lab = TestLab::start(config).await;
         let text = std::fs::read_to_string(&lab.config).expect("read revoke.toml");
         let mut config: toml::Table = text.parse().expect("the lab's revoke.toml");
         if !list_servers {
