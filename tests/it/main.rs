@@ -3,6 +3,7 @@
 mod account_embedded;
 mod account_samba;
 mod common;
+mod demo;
 mod embedded_directory;
 mod exposure;
 mod f5;
