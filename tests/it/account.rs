@@ -237,27 +237,8 @@ async fn reset_leaves_neither_previous_password_working_on_any_dc() {
         .await
         .expect("Samba's old-password window: the previous password still binds");
 
-    let dir = tempfile::tempdir().unwrap();
+    let (run, new, dir) = estate.reset_to_file(&user.sam).await;
     let file = dir.path().join("new.pw");
-    let run = estate
-        .revoke(
-            "reset",
-            &[
-                &user.sam,
-                "--yes",
-                "--output",
-                "json",
-                "--password-file",
-                file.to_str().unwrap(),
-            ],
-        )
-        .run()
-        .await;
-    run.assert_code(0);
-    let new = std::fs::read_to_string(&file)
-        .unwrap()
-        .trim_end()
-        .to_string();
     assert!(new.len() >= 24, "generated password too short");
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;

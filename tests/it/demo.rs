@@ -17,14 +17,18 @@ async fn the_demo_shows_the_bug_and_revoke_closing_it() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_demo_report_is_revokes_json_report() {
-    let run = Revoke::new(&["demo", "--output", "json", "--servers", "3"]).run().await;
+    let run = Revoke::new(&["demo", "--output", "json", "--servers", "3"])
+        .run()
+        .await;
     run.assert_code(0);
     let report = run.json();
     assert_eq!(report["action"], "disable");
     let user = &report["directory"]["users"][0];
     // The helpdesk had disabled her on DC1 already; DC2 had not heard of it.
     assert_eq!(user["status"], "already-disabled");
-    let dcs = report["directory"]["domain_controllers"].as_array().unwrap();
+    let dcs = report["directory"]["domain_controllers"]
+        .as_array()
+        .unwrap();
     assert_eq!(dcs.len(), 2);
     assert_eq!(dcs[1]["status"], "direct-write", "{dcs:#?}");
     assert_eq!(report["f5"][0]["killed"], 1, "{:#}", report["f5"]);

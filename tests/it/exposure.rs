@@ -306,33 +306,13 @@ async fn an_old_password_keeps_reading_mail_until_revoke_reset() {
     )
     .await;
 
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("new.pw");
-    let run = estate
-        .revoke(
-            "reset",
-            &[
-                &user.sam,
-                "--yes",
-                "--output",
-                "json",
-                "--password-file",
-                file.to_str().unwrap(),
-            ],
-        )
-        .run()
-        .await;
-    run.assert_code(0);
+    let (run, new, _dir) = estate.reset_to_file(&user.sam).await;
     let report = run.json();
     assert_eq!(
         report["exposure"]["closed"], true,
         "{:#}",
         report["exposure"]
     );
-    let new = std::fs::read_to_string(&file)
-        .unwrap()
-        .trim_end()
-        .to_string();
 
     assert_all(
         &phone.everywhere(&estate).await,

@@ -898,6 +898,31 @@ impl<B: Backend> Estate<B> {
         all.extend(args.iter().map(|a| a.as_ref().to_string()));
         Revoke::new(&all).password(self.domain.operator_password())
     }
+
+    /// `revoke reset SAM --yes --output json --password-file FILE`: the run,
+    /// the new password it wrote, and the file (mode checks).
+    pub async fn reset_to_file(
+        &self,
+        sam: &str,
+    ) -> (crate::common::Run, String, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("new.pw");
+        let args = [
+            sam,
+            "--yes",
+            "--output",
+            "json",
+            "--password-file",
+            file.to_str().unwrap(),
+        ];
+        let run = self.revoke("reset", &args).run().await;
+        run.assert_code(0);
+        let new = std::fs::read_to_string(&file)
+            .unwrap()
+            .trim_end()
+            .to_string();
+        (run, new, dir)
+    }
 }
 
 /// The embedded directory seeded like scripts/samba-ad.sh seeds Samba: the
