@@ -141,6 +141,12 @@ pub struct Connection {
 impl Connection {
     /// Connects to the configured DC.
     pub async fn open(settings: &DirectorySettings) -> Result<Self, DirectoryError> {
+        if settings.security == Security::Plain {
+            tracing::warn!(
+                "insecure_plain_ldap = true: the operator's password goes to {} in clear text",
+                settings.url()
+            );
+        }
         Self::open_host(settings, &settings.host).await
     }
 
