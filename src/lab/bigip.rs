@@ -15,10 +15,26 @@
 //! with [`LabBigIp::add_session`] and read what is left with
 //! [`LabBigIp::sessions`]; [`LabBigIp::refuse_logins`] is the fault of a
 //! device whose REST user is refused.
+//!
+//! With [`BigIpConfig::virtual_server`] the device also runs an APM virtual
+//! server: a second HTTPS listener (the traffic side, apart from the
+//! management port, as on a real BIG-IP) in front of a pool of the lab's
+//! Exchange front ends. A request without a valid `MRHSession` cookie is
+//! pre-authenticated: its Basic credentials are checked with an LDAP simple
+//! bind against the directory (the front end's [`DirectoryClient`]); success
+//! creates an access session (listed by access-info like any other, logon
+//! user as the client typed it, client IP its peer address) and sets the
+//! cookie; failure is a 401. With a valid cookie the request is proxied to
+//! the next pool member (round-robin), the client's `Authorization` passed
+//! through as APM's SSO would, and the directory is not asked again: the
+//! session lives until its inactivity timeout (900 s, slid by every
+//! request) or its maximum lifetime (7 days), or until it is deleted over
+//! REST — the APM half of the stale-credential bug (DOMAIN-NOTES §1, §6).
 
 use std::collections::HashMap;
-use std::convert::Infallible;
+use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -26,6 +42,7 @@ use anyhow::Context;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
+use hyper::header::{HeaderName, HeaderValue, SET_COOKIE, WWW_AUTHENTICATE};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
@@ -34,6 +51,10 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use super::frontend::{
+    BindOutcome, DirectoryClient, FrontEndConfig, Reply, basic_credentials, text, tls_trusting,
+    validate_directory,
+};
 use super::tls::LabCa;
 
 /// A BIG-IP's REST token lifetime (seconds).
@@ -42,6 +63,12 @@ const MAX_BODY: usize = 64 * 1024;
 /// What a BIG-IP names itself in its links.
 const SELF_HOST: &str = "https://localhost";
 const VERSION: &str = "16.1.3";
+/// The cookie that carries an APM access session.
+const SESSION_COOKIE: &str = "MRHSession";
+/// Largest request body the virtual server forwards.
+const MAX_PROXY_BODY: usize = 1024 * 1024;
+/// How long the virtual server waits for a pool member (a Ping is held).
+const PROXY_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// How a lab BIG-IP is set up.
 #[derive(Debug, Clone)]
@@ -54,6 +81,56 @@ pub struct BigIpConfig {
     pub admin_password: String,
     /// Fault: every login is refused (401), whoever asks.
     pub refuse_logins: bool,
+    /// An APM virtual server in front of the Exchange front ends; None: the
+    /// device only has its management port.
+    pub virtual_server: Option<VirtualServerConfig>,
+}
+
+/// The APM virtual server of a lab BIG-IP: where it pre-authenticates
+/// users, what it proxies to, and how long its access sessions live.
+#[derive(Debug, Clone)]
+pub struct VirtualServerConfig {
+    /// The directory APM's AD authentication binds to (as the front end's:
+    /// `ldaps://` or `ldap://` + StartTLS, tried in order when unreachable).
+    pub directory_urls: Vec<String>,
+    /// PEM of the CA that signed the directory's certificates.
+    pub directory_ca_pem: String,
+    /// Pool members (HTTPS, lab CA). Empty: every front end of the lab that
+    /// starts the device ([`super::Lab::start_bigip`]).
+    pub pool: Vec<SocketAddr>,
+    /// An access session's maximum lifetime (APM: 7 days).
+    pub max_session_timeout: Duration,
+    /// An access session ends after this long without a request (APM: 900 s).
+    pub inactivity_timeout: Duration,
+}
+
+impl VirtualServerConfig {
+    /// APM's defaults: sessions live up to 7 days, 15 minutes idle.
+    pub fn new(directory_urls: Vec<String>, directory_ca_pem: String) -> Self {
+        VirtualServerConfig {
+            directory_urls,
+            directory_ca_pem,
+            pool: Vec::new(),
+            max_session_timeout: Duration::from_secs(7 * 24 * 3600),
+            inactivity_timeout: Duration::from_secs(900),
+        }
+    }
+
+    /// Pre-authenticates against the same directory as the front end.
+    pub fn for_front_end(front_end: &FrontEndConfig) -> Self {
+        Self::new(
+            front_end.directory_urls.clone(),
+            front_end.directory_ca_pem.clone(),
+        )
+    }
+
+    pub fn validate(&self) -> anyhow::Result<()> {
+        validate_directory(
+            "the APM virtual server",
+            &self.directory_urls,
+            &self.directory_ca_pem,
+        )
+    }
 }
 
 impl Default for BigIpConfig {
@@ -64,6 +141,7 @@ impl Default for BigIpConfig {
             admin_user: "revoke-f5".into(),
             admin_password: super::LAB_DEFAULT_PASSWORD.into(),
             refuse_logins: false,
+            virtual_server: None,
         }
     }
 }
@@ -87,9 +165,18 @@ pub struct BigIpRequest {
     pub status: u16,
 }
 
+/// What the virtual server knows of a session it created.
+struct Access {
+    /// The whole `MRHSession` value (the session id is its last 8 digits).
+    cookie: String,
+    last_seen: Instant,
+}
+
 struct State {
     config: BigIpConfig,
     sessions: Vec<LabApmSession>,
+    /// Sessions made by the virtual server, by id.
+    access: HashMap<String, Access>,
     /// Token → when it expires.
     tokens: HashMap<String, Instant>,
     requests: Vec<BigIpRequest>,
@@ -100,6 +187,7 @@ struct State {
 pub struct LabBigIp {
     name: String,
     addr: SocketAddr,
+    virtual_addr: Option<SocketAddr>,
     state: Arc<Mutex<State>>,
     _shutdown: watch::Sender<bool>,
 }
@@ -120,21 +208,78 @@ impl LabBigIp {
             .with_context(|| format!("binding {}", config.name))?;
         let addr = listener.local_addr()?;
         let name = config.name.clone();
-        let state = Arc::new(Mutex::new(State {
-            config,
-            sessions: Vec::new(),
-            tokens: HashMap::new(),
-            requests: Vec::new(),
-            next_operation: 1,
-        }));
+        let virtual_server = config.virtual_server.clone();
+        let virtual_listener = match &virtual_server {
+            None => None,
+            Some(vs) => {
+                vs.validate()?;
+                if vs.pool.is_empty() {
+                    anyhow::bail!("the APM virtual server of {name} has no pool member");
+                }
+                let listener = TcpListener::bind(SocketAddr::new(config.listen, 0))
+                    .await
+                    .with_context(|| format!("binding the virtual server of {name}"))?;
+                Some(listener)
+            }
+        };
+        let realm = format!("Basic realm=\"{}.{dns_domain}\"", name.to_lowercase());
+        let state = Arc::new(Mutex::new(State::new(config)));
         let (shutdown, stop) = watch::channel(false);
-        tokio::spawn(accept_loop(listener, acceptor, state.clone(), stop));
+        let rest = state.clone();
+        tokio::spawn(accept_loop(
+            listener,
+            acceptor.clone(),
+            move |req, peer| {
+                let state = rest.clone();
+                async move { Some(handle(&state, req, peer).await) }
+            },
+            stop.clone(),
+        ));
+        let mut virtual_addr = None;
+        if let (Some(vs), Some(listener)) = (virtual_server, virtual_listener) {
+            virtual_addr = Some(listener.local_addr()?);
+            let http = reqwest::Client::builder()
+                .tls_backend_preconfigured((*tls_trusting(ca.cert_pem())?).clone())
+                .no_proxy()
+                .timeout(PROXY_TIMEOUT)
+                .build()
+                .context("the virtual server's HTTP client")?;
+            let server = Arc::new(VirtualServer {
+                state: state.clone(),
+                directory: DirectoryClient::new(vs.directory_urls.clone(), &vs.directory_ca_pem)?,
+                pool: vs.pool,
+                next: AtomicUsize::new(0),
+                http,
+                realm: HeaderValue::from_str(&realm).context("the device name in the realm")?,
+            });
+            tokio::spawn(accept_loop(
+                listener,
+                acceptor,
+                move |req, peer| {
+                    let server = server.clone();
+                    async move { server.handle(req, peer).await }
+                },
+                stop,
+            ));
+        }
         Ok(LabBigIp {
             name,
             addr,
+            virtual_addr,
             state,
             _shutdown: shutdown,
         })
+    }
+
+    /// The APM virtual server's address, when the device has one.
+    pub fn virtual_server_addr(&self) -> Option<SocketAddr> {
+        self.virtual_addr
+    }
+
+    /// `https://VS/PATH` of one Exchange endpoint through the virtual server.
+    pub fn virtual_server_url(&self, endpoint: &super::Endpoint) -> Option<String> {
+        self.virtual_addr
+            .map(|a| format!("{}{}", super::frontend::base_url(a), endpoint.path))
     }
 
     pub fn name(&self) -> &str {
@@ -157,29 +302,20 @@ impl LabBigIp {
     /// A new access session, as if `user` had logged on through APM from
     /// `client_ip`; returns its id (8 hex digits, like APM's).
     pub fn add_session(&self, user: &str, client_ip: &str) -> String {
-        let mut state = self.state();
-        let id = loop {
-            let id = format!("{:08x}", getrandom::u32().expect("random"));
-            if !state.sessions.iter().any(|s| s.id == id) {
-                break id;
-            }
-        };
-        state.sessions.push(LabApmSession {
-            id: id.clone(),
-            user: user.to_string(),
-            client_ip: client_ip.to_string(),
-            created: SystemTime::now(),
-        });
-        id
+        self.state().new_session(user, client_ip)
     }
 
     /// The sessions that exist now.
     pub fn sessions(&self) -> Vec<LabApmSession> {
-        self.state().sessions.clone()
+        let mut state = self.state();
+        state.expire();
+        state.sessions.clone()
     }
 
     pub fn has_session(&self, id: &str) -> bool {
-        self.state().sessions.iter().any(|s| s.id == id)
+        let mut state = self.state();
+        state.expire();
+        state.sessions.iter().any(|s| s.id == id)
     }
 
     /// Fault: refuse every login from now on (or accept them again).
@@ -193,19 +329,35 @@ impl LabBigIp {
     }
 }
 
-async fn accept_loop(
+/// The client's connection is dropped unanswered (the pool member dropped its own).
+#[derive(Debug)]
+struct Dropped;
+
+impl std::fmt::Display for Dropped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the pool member dropped the connection")
+    }
+}
+
+impl std::error::Error for Dropped {}
+
+/// Serves HTTPS on `listener` with `handler` (None: drop the connection).
+async fn accept_loop<H, F>(
     listener: TcpListener,
     acceptor: tokio_rustls::TlsAcceptor,
-    state: Arc<Mutex<State>>,
+    handler: H,
     mut stop: watch::Receiver<bool>,
-) {
+) where
+    H: Fn(Request<Incoming>, SocketAddr) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Option<Reply>> + Send + 'static,
+{
     let stop_signal = stop.clone();
     loop {
         tokio::select! {
             accepted = listener.accept() => {
                 let Ok((stream, peer)) = accepted else { continue };
                 let acceptor = acceptor.clone();
-                let state = state.clone();
+                let handler = handler.clone();
                 let mut stop = stop_signal.clone();
                 tokio::spawn(async move {
                     let serve = async move {
@@ -215,8 +367,8 @@ async fn accept_loop(
                             return;
                         };
                         let service = service_fn(move |req| {
-                            let state = state.clone();
-                            async move { Ok::<_, Infallible>(handle(&state, req, peer).await) }
+                            let answer = handler(req, peer);
+                            async move { answer.await.ok_or(Dropped) }
                         });
                         let _ = http1::Builder::new()
                             .serve_connection(TokioIo::new(tls), service)
@@ -324,6 +476,7 @@ fn route(
                 &peer_ip,
             );
         }
+        state.expire();
         return (StatusCode::OK, Some(state.access_info()));
     }
     let id = path.trim_start_matches("/mgmt/tm/apm/session/");
@@ -337,6 +490,7 @@ fn route(
     match state.sessions.iter().position(|s| s.id == id) {
         Some(index) => {
             state.sessions.remove(index);
+            state.access.remove(id);
             (StatusCode::OK, None)
         }
         None => (
@@ -352,6 +506,85 @@ fn route(
 }
 
 impl State {
+    fn new(config: BigIpConfig) -> State {
+        State {
+            config,
+            sessions: Vec::new(),
+            access: HashMap::new(),
+            tokens: HashMap::new(),
+            requests: Vec::new(),
+            next_operation: 1,
+        }
+    }
+
+    /// A new access session; returns its id (8 hex digits, like APM's).
+    fn new_session(&mut self, user: &str, client_ip: &str) -> String {
+        let id = loop {
+            let id = format!("{:08x}", getrandom::u32().expect("random"));
+            if !self.sessions.iter().any(|s| s.id == id) {
+                break id;
+            }
+        };
+        self.sessions.push(LabApmSession {
+            id: id.clone(),
+            user: user.to_string(),
+            client_ip: client_ip.to_string(),
+            created: SystemTime::now(),
+        });
+        id
+    }
+
+    /// Ends the sessions past their maximum lifetime or idle too long
+    /// (only on a device with a virtual server, whose timeouts they are).
+    fn expire(&mut self) {
+        let Some(vs) = &self.config.virtual_server else {
+            return;
+        };
+        let (max, idle) = (vs.max_session_timeout, vs.inactivity_timeout);
+        let (now, wall) = (Instant::now(), SystemTime::now());
+        let access = &self.access;
+        self.sessions.retain(|s| {
+            wall.duration_since(s.created).unwrap_or_default() < max
+                && access
+                    .get(&s.id)
+                    .is_none_or(|a| now.duration_since(a.last_seen) < idle)
+        });
+        let sessions = &self.sessions;
+        self.access
+            .retain(|id, _| sessions.iter().any(|s| &s.id == id));
+    }
+
+    /// The live session this `MRHSession` value belongs to; slides its
+    /// inactivity timer.
+    fn touch(&mut self, cookie: &str) -> Option<String> {
+        self.expire();
+        let id = cookie.get(cookie.len().checked_sub(8)?..)?;
+        let access = self.access.get_mut(id)?;
+        if access.cookie != cookie {
+            return None;
+        }
+        access.last_seen = Instant::now();
+        Some(id.to_string())
+    }
+
+    /// A session for a user the virtual server just authenticated; returns
+    /// its `MRHSession` value (24 random hex digits, then the session id).
+    fn logon(&mut self, user: &str, client_ip: &str) -> String {
+        let id = self.new_session(user, client_ip);
+        let mut random = [0u8; 12];
+        getrandom::fill(&mut random).expect("random");
+        let mut cookie: String = random.iter().map(|b| format!("{b:02x}")).collect();
+        cookie.push_str(&id);
+        self.access.insert(
+            id,
+            Access {
+                cookie: cookie.clone(),
+                last_seen: Instant::now(),
+            },
+        );
+        cookie
+    }
+
     /// iControl REST's error document.
     fn error(
         &mut self,
@@ -464,6 +697,142 @@ impl State {
     }
 }
 
+/// The running APM virtual server of a device.
+struct VirtualServer {
+    state: Arc<Mutex<State>>,
+    directory: DirectoryClient,
+    pool: Vec<SocketAddr>,
+    /// Round-robin position in `pool`.
+    next: AtomicUsize,
+    http: reqwest::Client,
+    realm: HeaderValue,
+}
+
+impl VirtualServer {
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// One client request: pre-authentication unless it has a live
+    /// session, then the pool. None: drop the client's connection.
+    async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Option<Reply> {
+        let cookie = session_cookie(&req);
+        let credentials = basic_credentials(&req);
+        let (parts, body) = req.into_parts();
+        let Ok(body) = Limited::new(body, MAX_PROXY_BODY).collect().await else {
+            return Some(text(StatusCode::PAYLOAD_TOO_LARGE, "Request Too Large"));
+        };
+        let body = body.to_bytes();
+        let live = cookie.and_then(|c| self.state().touch(&c));
+        let mut new_cookie = None;
+        if live.is_none() {
+            // Pre-authentication: APM's AD auth, one bind per logon.
+            let Some((user, password)) = credentials else {
+                return Some(self.unauthorized());
+            };
+            match self.directory.validate(&user, &password).await {
+                BindOutcome::Accepted => {
+                    let ip = peer.ip().to_string();
+                    new_cookie = Some(self.state().logon(user.trim(), &ip));
+                }
+                BindOutcome::Refused(why) => {
+                    tracing::debug!(%user, %why, "APM logon refused");
+                    return Some(self.unauthorized());
+                }
+                BindOutcome::Unreachable(why) => {
+                    tracing::warn!(%user, %why, "APM: no directory to validate a logon");
+                    return Some(self.unauthorized());
+                }
+            }
+        }
+        let mut response = self.proxy(&parts, body).await?;
+        if let Some(cookie) = new_cookie
+            && let Ok(value) =
+                HeaderValue::from_str(&format!("{SESSION_COOKIE}={cookie}; path=/; secure"))
+        {
+            response.headers_mut().append(SET_COOKIE, value);
+        }
+        Some(response)
+    }
+
+    /// Sends the request to the next pool member that accepts a connection.
+    async fn proxy(&self, parts: &hyper::http::request::Parts, body: Bytes) -> Option<Reply> {
+        let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        for k in 0..self.pool.len() {
+            let member = self.pool[(start + k) % self.pool.len()];
+            let url = format!("{}{path}", super::frontend::base_url(member));
+            let mut request = self.http.request(parts.method.clone(), url);
+            for (name, value) in &parts.headers {
+                if forwarded(name) {
+                    request = request.header(name, value);
+                }
+            }
+            match request.body(body.clone()).send().await {
+                Ok(answer) => {
+                    let status = answer.status();
+                    let headers = answer.headers().clone();
+                    let Ok(body) = answer.bytes().await else {
+                        return None;
+                    };
+                    let mut response = Response::new(Full::new(body));
+                    *response.status_mut() = status;
+                    for (name, value) in &headers {
+                        if forwarded(name) {
+                            response.headers_mut().append(name, value.clone());
+                        }
+                    }
+                    return Some(response);
+                }
+                // A member that is down: the next one (LTM's monitor would
+                // have marked it down).
+                Err(e) if e.is_connect() => {
+                    tracing::debug!(%member, error = %e, "pool member unreachable");
+                }
+                Err(_) => return None,
+            }
+        }
+        Some(text(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable"))
+    }
+
+    fn unauthorized(&self) -> Reply {
+        let mut r = text(StatusCode::UNAUTHORIZED, "401 - Unauthorized");
+        r.headers_mut().insert(WWW_AUTHENTICATE, self.realm.clone());
+        r
+    }
+}
+
+/// Headers passed between client and pool member: not hop-by-hop ones,
+/// not the length (recomputed), not the client's cookies (APM's own among
+/// them; the lab's Exchange sets none).
+fn forwarded(name: &HeaderName) -> bool {
+    !matches!(
+        name.as_str(),
+        "connection"
+            | "keep-alive"
+            | "proxy-connection"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+            | "host"
+            | "content-length"
+            | "cookie"
+    )
+}
+
+/// The `MRHSession` value the client sent, if any.
+fn session_cookie<B>(req: &Request<B>) -> Option<String> {
+    req.headers()
+        .get_all(hyper::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == SESSION_COOKIE)
+        .map(|(_, value)| value.trim().to_string())
+}
+
 /// 26 characters of base32, like a BIG-IP's tokens.
 fn new_token() -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
@@ -480,13 +849,7 @@ mod tests {
     use super::*;
 
     fn state() -> State {
-        State {
-            config: BigIpConfig::default(),
-            sessions: Vec::new(),
-            tokens: HashMap::new(),
-            requests: Vec::new(),
-            next_operation: 1,
-        }
+        State::new(BigIpConfig::default())
     }
 
     const PEER: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 50000);
@@ -571,5 +934,50 @@ mod tests {
         assert_eq!(delete(&mut s), StatusCode::OK);
         assert!(s.sessions.is_empty());
         assert_eq!(delete(&mut s), StatusCode::NOT_FOUND);
+    }
+
+    #[test]
+    fn virtual_server_sessions_live_by_cookie_until_deleted_or_idle() {
+        let mut config = BigIpConfig::default();
+        config.virtual_server = Some(VirtualServerConfig::new(vec![], String::new()));
+        let mut s = State::new(config);
+        s.tokens.insert("T".into(), Instant::now() + TOKEN_LIFETIME);
+        let cookie = s.logon("LAB\\alice", "127.0.0.1");
+        assert_eq!(cookie.len(), 32);
+        let id = s.touch(&cookie).expect("a live session");
+        assert!(cookie.ends_with(&id));
+        assert_eq!(s.sessions[0].user, "LAB\\alice");
+        // Only the whole cookie opens it.
+        let forged = format!("{}{id}", "0".repeat(24));
+        assert_eq!(s.touch(&forged), None);
+        assert_eq!(s.touch(&id), None);
+        assert_eq!(s.touch(""), None);
+        // Idle too long: gone.
+        s.access.get_mut(&id).unwrap().last_seen -= Duration::from_secs(901);
+        assert_eq!(s.touch(&cookie), None);
+        assert!(s.sessions.is_empty());
+        // Deleted over REST: gone.
+        let cookie = s.logon("alice", "127.0.0.1");
+        let id = s.touch(&cookie).unwrap();
+        let path = format!("/mgmt/tm/apm/session/{id}");
+        let (status, _) = route(&mut s, &Method::DELETE, &path, Some("T"), b"", PEER);
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(s.touch(&cookie), None);
+    }
+
+    #[test]
+    fn the_session_cookie_is_found_among_others() {
+        let req = Request::builder()
+            .header("cookie", "a=1; MRHSession=abc123 ; b=2")
+            .body(())
+            .unwrap();
+        assert_eq!(session_cookie(&req).as_deref(), Some("abc123"));
+        let req = Request::builder()
+            .header("cookie", "LastMRH_Session=x")
+            .body(())
+            .unwrap();
+        assert_eq!(session_cookie(&req), None);
+        assert!(!forwarded(&hyper::header::COOKIE));
+        assert!(forwarded(&hyper::header::AUTHORIZATION));
     }
 }

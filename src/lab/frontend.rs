@@ -150,22 +150,33 @@ impl FrontEndConfig {
     }
 
     pub fn validate(&self) -> anyhow::Result<()> {
-        if self.directory_urls.is_empty() {
-            anyhow::bail!("the front end needs at least one directory URL");
-        }
-        for url in &self.directory_urls {
-            let lower = url.to_ascii_lowercase();
-            if !(lower.starts_with("ldaps://") || lower.starts_with("ldap://")) {
-                anyhow::bail!("directory URL {url:?} is not ldaps://... or ldap://...");
-            }
-        }
-        directory_tls(&self.directory_ca_pem)?;
-        Ok(())
+        validate_directory(
+            "the front end",
+            &self.directory_urls,
+            &self.directory_ca_pem,
+        )
     }
 }
 
-/// A TLS client configuration trusting only the directory CA.
-fn directory_tls(ca_pem: &str) -> anyhow::Result<Arc<rustls::ClientConfig>> {
+/// Checks a directory to validate logons against: at least one
+/// `ldaps://`/`ldap://` URL and a usable CA (`who` names the asker).
+pub(super) fn validate_directory(who: &str, urls: &[String], ca_pem: &str) -> anyhow::Result<()> {
+    if urls.is_empty() {
+        anyhow::bail!("{who} needs at least one directory URL");
+    }
+    for url in urls {
+        let lower = url.to_ascii_lowercase();
+        if !(lower.starts_with("ldaps://") || lower.starts_with("ldap://")) {
+            anyhow::bail!("directory URL {url:?} is not ldaps://... or ldap://...");
+        }
+    }
+    tls_trusting(ca_pem)?;
+    Ok(())
+}
+
+/// A TLS client configuration trusting only the CA in `ca_pem` (the
+/// directory's, or the lab's for a BIG-IP's pool).
+pub(super) fn tls_trusting(ca_pem: &str) -> anyhow::Result<Arc<rustls::ClientConfig>> {
     let mut roots = rustls::RootCertStore::empty();
     for cert in rustls_pemfile::certs(&mut ca_pem.as_bytes()) {
         roots
@@ -186,7 +197,7 @@ fn directory_tls(ca_pem: &str) -> anyhow::Result<Arc<rustls::ClientConfig>> {
 
 /// How one validation bind went.
 #[derive(Debug)]
-enum BindOutcome {
+pub(super) enum BindOutcome {
     Accepted,
     /// The directory said no (result code and text, e.g. `data 533`).
     Refused(String),
@@ -195,14 +206,22 @@ enum BindOutcome {
 }
 
 /// Validates credentials with LDAP simple binds, as LogonUser would.
-struct DirectoryClient {
+pub(super) struct DirectoryClient {
     /// In the order this server asks them.
     urls: Vec<String>,
     tls: Arc<rustls::ClientConfig>,
 }
 
 impl DirectoryClient {
-    async fn validate(&self, user: &str, password: &str) -> BindOutcome {
+    /// Asks `urls` in this order, trusting the CA in `ca_pem`.
+    pub(super) fn new(urls: Vec<String>, ca_pem: &str) -> anyhow::Result<Self> {
+        Ok(DirectoryClient {
+            urls,
+            tls: tls_trusting(ca_pem)?,
+        })
+    }
+
+    pub(super) async fn validate(&self, user: &str, password: &str) -> BindOutcome {
         // An empty password is an unauthenticated bind, which LDAP "accepts".
         if password.is_empty() {
             return BindOutcome::Refused("empty password".into());
@@ -331,10 +350,7 @@ pub(super) fn build(spec: FrontEndSpec, config: &FrontEndConfig) -> anyhow::Resu
         realm,
         iis: spec.iis,
         latency: spec.latency,
-        directory: DirectoryClient {
-            urls,
-            tls: directory_tls(&config.directory_ca_pem)?,
-        },
+        directory: DirectoryClient::new(urls, &config.directory_ca_pem)?,
         caches: TokenCaches {
             ttl: config.token_cache_ttl,
             hash_key,
@@ -388,7 +404,7 @@ impl std::fmt::Display for WorkerGone {
 
 impl std::error::Error for WorkerGone {}
 
-type Reply = Response<Full<Bytes>>;
+pub(super) type Reply = Response<Full<Bytes>>;
 
 impl FrontEnd {
     async fn handle(&self, req: Request<Incoming>) -> Result<Reply, WorkerGone> {
@@ -479,7 +495,7 @@ impl FrontEnd {
     }
 }
 
-fn text(status: StatusCode, body: &str) -> Reply {
+pub(super) fn text(status: StatusCode, body: &str) -> Reply {
     let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
     *r.status_mut() = status;
     r.headers_mut()
@@ -489,7 +505,7 @@ fn text(status: StatusCode, body: &str) -> Reply {
 
 /// `Authorization: Basic` user and password, if present and well-formed.
 /// `DOMAIN\user` and UPN forms are passed to the directory as given.
-fn basic_credentials(req: &Request<Incoming>) -> Option<(String, String)> {
+pub(super) fn basic_credentials<B>(req: &Request<B>) -> Option<(String, String)> {
     let value = req.headers().get(AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.trim().split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("Basic") {

@@ -16,7 +16,8 @@
 //! certificates), `server` (HTTP, authentication, sealing), `shell` (the
 //! Windows Remote Shell resource), `envelope` (SOAP in and out), `faults`
 //! (what a [`Fault`] changes on a server), `bigip` (a lab F5 BIG-IP's
-//! iControl REST for APM sessions, see [`Lab::start_bigip`]), `frontend`
+//! iControl REST for APM sessions and an APM virtual server in front of the
+//! client endpoints, see [`Lab::start_bigip`]), `frontend`
 //! (the client endpoints).
 
 mod accounts;
@@ -39,7 +40,7 @@ use std::time::{Duration, SystemTime};
 use anyhow::{Context, bail};
 use serde::Deserialize;
 
-pub use bigip::{BigIpConfig, LabBigIp};
+pub use bigip::{BigIpConfig, LabBigIp, VirtualServerConfig};
 pub use faults::{Fault, FaultSpec};
 pub use frontend::{ENDPOINTS, Endpoint, FrontEndConfig};
 
@@ -406,8 +407,21 @@ impl Lab {
     }
 
     /// A lab BIG-IP (APM sessions over iControl REST) on its own port, its
-    /// certificate from this lab's CA. It runs until dropped.
-    pub async fn start_bigip(&self, config: BigIpConfig) -> anyhow::Result<LabBigIp> {
+    /// certificate from this lab's CA. With a virtual server whose pool is
+    /// empty, the pool is every server's front end. It runs until dropped.
+    pub async fn start_bigip(&self, mut config: BigIpConfig) -> anyhow::Result<LabBigIp> {
+        if let Some(vs) = config.virtual_server.as_mut()
+            && vs.pool.is_empty()
+        {
+            vs.pool = self
+                .servers
+                .iter()
+                .filter_map(|s| s.front_end_addr)
+                .collect();
+            if vs.pool.is_empty() {
+                bail!("an APM virtual server needs the lab's front end ([front_end])");
+            }
+        }
         LabBigIp::start(config, &self.ca, &self.dns_domain).await
     }
 
