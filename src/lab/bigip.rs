@@ -938,9 +938,10 @@ mod tests {
 
     #[test]
     fn virtual_server_sessions_live_by_cookie_until_deleted_or_idle() {
-        let mut config = BigIpConfig::default();
-        config.virtual_server = Some(VirtualServerConfig::new(vec![], String::new()));
-        let mut s = State::new(config);
+        let mut s = State::new(BigIpConfig {
+            virtual_server: Some(VirtualServerConfig::new(vec![], String::new())),
+            ..BigIpConfig::default()
+        });
         s.tokens.insert("T".into(), Instant::now() + TOKEN_LIFETIME);
         let cookie = s.logon("LAB\\alice", "127.0.0.1");
         assert_eq!(cookie.len(), 32);
