@@ -2,6 +2,7 @@
 //! needs (a lab in-process, the real `revoke` binary) on loopback only.
 mod account_embedded;
 mod account_samba;
+mod apm;
 mod common;
 mod demo;
 mod embedded_directory;
