@@ -18,7 +18,9 @@ use crate::directory::change::Change;
 use crate::directory::{DirectorySettings, Security};
 use crate::f5::{F5Device, F5Settings};
 use crate::lab::directory::{DcConfig, Directory, DirectoryConfig, SeedUser};
-use crate::lab::{BigIpConfig, ENDPOINTS, FrontEndConfig, Lab, LabBigIp, LabConfig};
+use crate::lab::{
+    BigIpConfig, ENDPOINTS, FrontEndConfig, Lab, LabBigIp, LabConfig, VirtualServerConfig,
+};
 use crate::plan::{FlushPlan, Method, PoolSelection, Target};
 use crate::revocation::RevocationPlan;
 use crate::run::{self, Ended};
@@ -88,10 +90,15 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<u8> {
     .context("starting the demo lab")?;
     let lab_ca = work.join("lab-ca.pem");
     std::fs::write(&lab_ca, lab.ca_pem())?;
+    // The BIG-IP: iControl REST for revoke, an APM virtual server in front
+    // of the Exchange servers for the phone (it logs users on against AD).
     let bigip = lab
         .start_bigip(BigIpConfig {
             admin_user: "revoke-f5".into(),
             admin_password: operator_password.clone(),
+            virtual_server: lab
+                .config_front_end()
+                .map(VirtualServerConfig::for_front_end),
             ..BigIpConfig::default()
         })
         .await?;
@@ -108,13 +115,17 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<u8> {
     ));
 
     // 1. The phone logs on through the BIG-IP and syncs via every server.
-    let phone = Phone::new(&lab, &bigip, &lab_ca)?;
-    say("1. Alice's phone syncs her mailbox over ActiveSync:");
+    let phone = Phone::new(&bigip, &lab_ca)?;
+    say(
+        "1. Alice's phone syncs her mailbox over ActiveSync, through the BIG-IP: APM checks her \
+         password with AD once and gives the phone a session cookie.",
+    );
     for _ in 0..lab.servers().len() {
         phone.sync(&say, false).await;
     }
     say(&format!(
-        "   ... through all {} servers: each IIS worker now caches her logon token (15 minutes, sliding).\n",
+        "   ... through all {} servers: each IIS worker now caches her logon token (15 minutes, sliding), \
+         and APM holds her session (up to 7 days while the phone keeps it active).\n",
         lab.servers().len()
     ));
 
@@ -139,7 +150,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<u8> {
     }
     say(&format!(
         "   {still_in} of 4 syncs still succeed {:.0} s after the disable: IIS does not ask AD again \
-         while the cached token is fresh, and a phone that syncs every few minutes keeps it fresh.\n",
+         while the cached token is fresh, APM does not while her session lives, and a phone that \
+         syncs every few minutes keeps both fresh.\n",
         disabled_at.elapsed().as_secs_f64()
     ));
 
@@ -252,74 +264,99 @@ fn flush_plan(lab: &Lab, password: &str) -> FlushPlan {
     }
 }
 
-/// A phone that reached Exchange through the BIG-IP: it has an APM session
-/// and syncs ActiveSync round-robin over the servers (as a load balancer
-/// spreads it). When its APM session is killed it must log on to APM again,
-/// which asks AD.
+/// A phone that reaches Exchange through the BIG-IP's APM virtual server:
+/// its first sync logs on to APM (which asks AD) and gets a session cookie;
+/// later syncs carry the cookie, and the BIG-IP spreads them round-robin
+/// over the servers without asking AD again. When its APM session is killed
+/// the cookie is worthless and APM asks AD again.
 struct Phone<'a> {
-    lab: &'a Lab,
     bigip: &'a LabBigIp,
-    session: String,
+    url: String,
+    /// The `MRHSession` cookie APM gave the phone.
+    session: std::sync::Mutex<Option<String>>,
     http: reqwest::Client,
-    next: std::sync::atomic::AtomicUsize,
 }
 
 impl<'a> Phone<'a> {
-    fn new(lab: &'a Lab, bigip: &'a LabBigIp, ca: &Path) -> anyhow::Result<Self> {
+    fn new(bigip: &'a LabBigIp, ca: &Path) -> anyhow::Result<Self> {
         let tls = crate::tls::client_config(Some(ca), false).map_err(|e| anyhow::anyhow!(e.0))?;
         let http = reqwest::Client::builder()
             .tls_backend_preconfigured((*tls).clone())
+            .no_proxy()
             .timeout(Duration::from_secs(10))
             .build()?;
-        Ok(Phone {
-            lab,
-            bigip,
-            session: bigip.add_session(USER, "198.51.100.23"),
-            http,
-            next: 0.into(),
-        })
-    }
-
-    /// One sync; true if it got the mail.
-    async fn sync(&self, say: &impl Fn(&str), show: bool) -> bool {
-        let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let server = &self.lab.servers()[i % self.lab.servers().len()];
         let endpoint = ENDPOINTS
             .iter()
             .find(|e| e.name == "ActiveSync")
             .expect("ActiveSync");
-        let url = server
-            .front_end_url(endpoint)
-            .expect("the demo lab has a front end");
-        let apm = if self.bigip.has_session(&self.session) {
-            "APM session alive"
-        } else {
-            "APM session gone"
-        };
-        let answer = self
-            .http
-            .post(format!("{url}?Cmd=Sync&User={USER}&DeviceId=PHONE1"))
-            .basic_auth(format!("LAB\\{USER}"), Some(USER_PASSWORD))
-            .send()
-            .await;
-        let (ok, what) = match answer {
-            Ok(r) if r.status().is_success() => {
-                let cache = r
-                    .headers()
-                    .get("x-lab-token-cache")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("?")
-                    .to_string();
-                (true, format!("{} (token cache {cache})", r.status()))
+        let url = bigip
+            .virtual_server_url(endpoint)
+            .context("the demo BIG-IP has a virtual server")?;
+        Ok(Phone {
+            bigip,
+            url,
+            session: std::sync::Mutex::new(None),
+            http,
+        })
+    }
+
+    fn cookie(&self) -> Option<String> {
+        self.session
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// One sync; true if it got the mail.
+    async fn sync(&self, say: &impl Fn(&str), show: bool) -> bool {
+        let cookie = self.cookie();
+        // APM's session id is the end of the cookie.
+        let apm = match &cookie {
+            Some(c) if self.bigip.has_session(&c[c.len().saturating_sub(8)..]) => {
+                "APM session alive"
             }
-            Ok(r) => (false, r.status().to_string()),
-            Err(e) => (false, format!("no answer: {e}")),
+            Some(_) => "APM session gone",
+            None => "no APM session yet",
         };
-        // Without an APM session the BIG-IP sends the phone to log on again,
-        // and that logon asks AD: the phone is out either way.
-        let ok = ok && apm == "APM session alive";
+        let mut request = self
+            .http
+            .post(format!("{}?Cmd=Sync&User={USER}&DeviceId=PHONE1", self.url))
+            .basic_auth(format!("LAB\\{USER}"), Some(USER_PASSWORD));
+        if let Some(cookie) = &cookie {
+            request = request.header(reqwest::header::COOKIE, format!("MRHSession={cookie}"));
+        }
+        let (ok, via, what) = match request.send().await {
+            Ok(r) => {
+                let header = |name: &str| {
+                    r.headers()
+                        .get(name)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_string)
+                };
+                if let Some(new) = r
+                    .headers()
+                    .get_all(reqwest::header::SET_COOKIE)
+                    .iter()
+                    .filter_map(|v| v.to_str().ok())
+                    .find_map(|v| v.strip_prefix("MRHSession="))
+                {
+                    let value = new.split(';').next().unwrap_or_default().to_string();
+                    *self.session.lock().unwrap_or_else(|e| e.into_inner()) = Some(value);
+                }
+                // X-FEServer: the Exchange server that answered; none when
+                // the BIG-IP refused the phone itself.
+                let via = header("x-feserver").unwrap_or_else(|| "the BIG-IP".into());
+                if r.status().is_success() {
+                    let cache = header("x-lab-token-cache").unwrap_or_else(|| "?".into());
+                    (true, via, format!("{} (token cache {cache})", r.status()))
+                } else {
+                    (false, via, r.status().to_string())
+                }
+            }
+            Err(e) => (false, "the BIG-IP".into(), format!("no answer: {e}")),
+        };
         if show {
-            say(&format!("   sync via {}: {what}; {apm}", server.name));
+            say(&format!("   sync via {via}: {what}; {apm}"));
         }
         ok
     }
