@@ -52,8 +52,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use super::frontend::{
-    BindOutcome, DirectoryClient, FrontEndConfig, Reply, basic_credentials, text, tls_trusting,
-    validate_directory,
+    BindOutcome, DirectoryClient, FrontEndConfig, Reply, WorkerGone, basic_credentials, text,
+    tls_trusting, validate_directory,
 };
 use super::tls::LabCa;
 
@@ -329,18 +329,6 @@ impl LabBigIp {
     }
 }
 
-/// The client's connection is dropped unanswered (the pool member dropped its own).
-#[derive(Debug)]
-struct Dropped;
-
-impl std::fmt::Display for Dropped {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("the pool member dropped the connection")
-    }
-}
-
-impl std::error::Error for Dropped {}
-
 /// Serves HTTPS on `listener` with `handler` (None: drop the connection).
 async fn accept_loop<H, F>(
     listener: TcpListener,
@@ -368,7 +356,7 @@ async fn accept_loop<H, F>(
                         };
                         let service = service_fn(move |req| {
                             let answer = handler(req, peer);
-                            async move { answer.await.ok_or(Dropped) }
+                            async move { answer.await.ok_or(WorkerGone) }
                         });
                         let _ = http1::Builder::new()
                             .serve_connection(TokioIo::new(tls), service)

@@ -392,9 +392,10 @@ impl FrontEnd {
     }
 }
 
-/// The worker holding a request exited: the connection is dropped unanswered.
+/// The worker holding a request exited: the connection is dropped
+/// unanswered (by a BIG-IP in front too, when its pool member dropped it).
 #[derive(Debug)]
-struct WorkerGone;
+pub(super) struct WorkerGone;
 
 impl std::fmt::Display for WorkerGone {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

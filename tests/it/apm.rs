@@ -10,7 +10,7 @@ use std::time::Duration;
 use revoke::lab::{BigIpConfig, ENDPOINTS, LabBigIp, VirtualServerConfig};
 use serde_json::{Value, json};
 
-use crate::common::tls_trusting;
+use crate::common::{header, tls_trusting};
 use crate::samba::{Embedded, Estate, TestUser, UAC_DISABLED};
 
 type EmbeddedEstate = Estate<Embedded>;
@@ -101,13 +101,7 @@ impl Phone {
             request = request.header("cookie", format!("MRHSession={session}"));
         }
         let response = request.send().await.expect("an answer from the BIG-IP");
-        let header = |name: &str| {
-            response
-                .headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string)
-        };
+        let header = |name: &str| header(&response, name);
         let new_session = response
             .headers()
             .get_all("set-cookie")

@@ -424,6 +424,15 @@ pub fn path_str(path: &Path) -> String {
     path.display().to_string()
 }
 
+/// One response header as text, if present and readable.
+pub fn header(response: &reqwest::Response, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
 /// A TLS client configuration that trusts only the certificates in `ca_pem`
 /// (aws-lc-rs named explicitly: the test build links two rustls backends).
 pub fn tls_trusting(ca_pem: &[u8]) -> Arc<rustls::ClientConfig> {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 use revoke::lab::{ENDPOINTS, Endpoint, LabServer};
 use serde_json::Value;
 
-use crate::common::{action, pids, tls_trusting};
+use crate::common::{action, header, pids, tls_trusting};
 use crate::samba::{AdEstate, TestUser, UAC_DISABLED};
 
 const SERVERS: usize = 3;
@@ -84,13 +84,7 @@ impl MailClient {
             .basic_auth(&self.user, Some(&self.password))
             .send()
             .await?;
-        let header = |name: &str| {
-            response
-                .headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string)
-        };
+        let header = |name: &str| header(&response, name);
         let answer = Answer {
             server: server.to_string(),
             endpoint: endpoint.name,
