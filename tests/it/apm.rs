@@ -7,10 +7,10 @@
 
 use std::time::Duration;
 
-use revoke::lab::{BigIpConfig, ENDPOINTS, LabBigIp, VirtualServerConfig};
+use revoke::lab::{BigIpConfig, ENDPOINTS, Fault, LabBigIp, LabConfig, VirtualServerConfig};
 use serde_json::{Value, json};
 
-use crate::common::{header, tls_trusting};
+use crate::common::{fault, header, tls_trusting};
 use crate::samba::{Embedded, Estate, TestUser, UAC_DISABLED};
 
 type EmbeddedEstate = Estate<Embedded>;
@@ -21,8 +21,12 @@ const F5_USER: &str = "revoke-f5";
 /// virtual server pre-authenticates against the same directory and pools
 /// every front end; revoke.toml has `[f5]` for it. Returns the BIG-IP's
 /// REST password too (`$REVOKE_F5_PASSWORD`).
-async fn estate_with_apm(servers: usize) -> (EmbeddedEstate, LabBigIp, String) {
-    let estate = EmbeddedEstate::start_with_front_end(servers, |_| {}).await;
+/// `tweak` adjusts the lab (faults).
+async fn estate_with_apm(
+    servers: usize,
+    tweak: impl FnOnce(&mut LabConfig),
+) -> (EmbeddedEstate, LabBigIp, String) {
+    let estate = EmbeddedEstate::start_with_front_end(servers, tweak).await;
     let lab = &estate.lab().lab;
     let password = format!("F5-{:08x}.Pw", getrandom::u32().expect("random"));
     let front_end = lab.config_front_end().expect("the lab's front end");
@@ -186,7 +190,7 @@ impl Rest {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_apm_session_outlives_the_manual_disable_until_revoke_kills_it() {
-    let (estate, bigip, f5_password) = estate_with_apm(2).await;
+    let (estate, bigip, f5_password) = estate_with_apm(2, |_| {}).await;
     let ca = estate.lab().lab.ca_pem().to_string();
     let d = estate.domain;
     let user = d.new_user("apmvs").await;
@@ -262,7 +266,7 @@ async fn an_apm_session_outlives_the_manual_disable_until_revoke_kills_it() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_killed_session_must_log_on_again_and_bad_credentials_get_none() {
-    let (estate, bigip, f5_password) = estate_with_apm(1).await;
+    let (estate, bigip, f5_password) = estate_with_apm(1, |_| {}).await;
     let ca = estate.lab().lab.ca_pem().to_string();
     let user = estate.domain.new_user("apmre").await;
 
@@ -293,4 +297,26 @@ async fn a_killed_session_must_log_on_again_and_bad_credentials_get_none() {
     let listed = rest.sessions().await;
     assert_eq!(listed.len(), 1);
     assert!(renewed.ends_with(&listed[0].0));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pool_member_that_is_down_is_skipped() {
+    let (estate, bigip, _) = estate_with_apm(3, |c| {
+        c.faults.push(fault("EX02", Fault::RefuseConnections));
+    })
+    .await;
+    let user = estate.domain.new_user("apmpool").await;
+    let phone = Phone::nt4(&estate, &bigip, &user);
+    let first = phone.sync(None).await;
+    let cookie = first.new_session.expect("MRHSession set");
+    let mut servers = vec![first.server.expect("an Exchange server answered")];
+    for _ in 0..5 {
+        let answer = phone.sync(Some(&cookie)).await;
+        assert_eq!(answer.status, 200, "{answer:?}");
+        servers.push(answer.server.expect("an Exchange server answered"));
+    }
+    assert!(!servers.iter().any(|s| s == "EX02"), "{servers:?}");
+    assert!(servers.iter().any(|s| s == "EX01"), "{servers:?}");
+    assert!(servers.iter().any(|s| s == "EX03"), "{servers:?}");
+    assert_eq!(bigip.sessions().len(), 1);
 }
