@@ -320,3 +320,42 @@ async fn a_pool_member_that_is_down_is_skipped() {
     assert!(servers.iter().any(|s| s == "EX03"), "{servers:?}");
     assert_eq!(bigip.sessions().len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_long_poll_through_the_big_ip_is_dropped_with_its_worker() {
+    let (estate, bigip, _) = estate_with_apm(1, |c| {
+        c.drain_time = Duration::from_millis(300);
+        c.front_end.as_mut().expect("front end").ping_heartbeat = Duration::from_secs(30);
+    })
+    .await;
+    let user = estate.domain.new_user("apmping").await;
+    let phone = Phone::nt4(&estate, &bigip, &user);
+    let cookie = phone.sync(None).await.new_session.expect("MRHSession set");
+    // A DirectPush Ping through the BIG-IP, held by EX01's ActiveSync worker.
+    let ping = phone
+        .http
+        .post(format!("{}?Cmd=Ping&DeviceId=PHONE1", phone.url))
+        .basic_auth(&phone.user, Some(&phone.password))
+        .header("cookie", format!("MRHSession={cookie}"))
+        .send();
+    let held = tokio::spawn(ping);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let ex01 = &estate.lab().servers()[0];
+    let pool = revoke::iis::PoolName::parse("MSExchangeSyncAppPool").unwrap();
+    let cmd = revoke::iis::recycle(&pool);
+    let started = std::time::Instant::now();
+    assert_eq!(ex01.iis.execute(&cmd.program, &cmd.args).await.exit_code, 0);
+    // The worker exits at the drain limit, EX01 drops the Ping, and so does
+    // the BIG-IP: the phone sees its connection dropped, not an answer.
+    let dropped = held.await.expect("ping task");
+    assert!(dropped.is_err(), "{dropped:?}");
+    assert!(
+        started.elapsed() >= Duration::from_millis(250),
+        "held until the drain limit"
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+    // The APM session is not the worker's: the phone's next sync gets in.
+    let next = phone.sync(Some(&cookie)).await;
+    assert_eq!(next.status, 200, "{next:?}");
+    assert_eq!(next.new_session, None);
+}
