@@ -942,9 +942,12 @@ mod tests {
         assert_eq!(s.touch(&id), None);
         assert_eq!(s.touch(""), None);
         // Idle too long: gone.
-        s.access.get_mut(&id).unwrap().last_seen -= Duration::from_secs(901);
+        let vs = s.config.virtual_server.as_mut().unwrap();
+        assert_eq!(vs.inactivity_timeout, Duration::from_secs(900));
+        vs.inactivity_timeout = Duration::ZERO;
         assert_eq!(s.touch(&cookie), None);
         assert!(s.sessions.is_empty());
+        s.config.virtual_server.as_mut().unwrap().inactivity_timeout = Duration::from_secs(900);
         // Deleted over REST: gone.
         let cookie = s.logon("alice", "127.0.0.1");
         let id = s.touch(&cookie).unwrap();
