@@ -2,18 +2,17 @@
 //! reaches the lab's Exchange front ends THROUGH a lab BIG-IP's APM virtual
 //! server, which pre-authenticates it against the directory once and then
 //! lets its session cookie in without asking again. A disable by hand does
-//! not end the session; `revoke disable` with `[f5]` kills it. Embedded
-//! directory (two DCs), lab servers with their front end, the real binary.
+//! not end the session; `revoke disable` with `[f5]` kills it. Lab servers
+//! with their front end, the real binary; run against both directories
+//! (Samba AD and the embedded one) like account.rs.
 
 use std::time::Duration;
 
 use revoke::lab::{BigIpConfig, ENDPOINTS, Fault, LabBigIp, LabConfig, VirtualServerConfig};
 use serde_json::{Value, json};
 
+use super::backend::{AdEstate, TestUser, UAC_DISABLED};
 use crate::common::{fault, header, tls_trusting};
-use crate::samba::{Embedded, Estate, TestUser, UAC_DISABLED};
-
-type EmbeddedEstate = Estate<Embedded>;
 
 const F5_USER: &str = "revoke-f5";
 
@@ -25,8 +24,8 @@ const F5_USER: &str = "revoke-f5";
 async fn estate_with_apm(
     servers: usize,
     tweak: impl FnOnce(&mut LabConfig),
-) -> (EmbeddedEstate, LabBigIp, String) {
-    let estate = EmbeddedEstate::start_with_front_end(servers, tweak).await;
+) -> (AdEstate, LabBigIp, String) {
+    let estate = AdEstate::start_with_front_end(servers, tweak).await;
     let lab = &estate.lab().lab;
     let password = format!("F5-{:08x}.Pw", getrandom::u32().expect("random"));
     let front_end = lab.config_front_end().expect("the lab's front end");
@@ -70,7 +69,7 @@ struct Phone {
 }
 
 impl Phone {
-    fn new(estate: &EmbeddedEstate, bigip: &LabBigIp, user: &str, password: &str) -> Self {
+    fn new(estate: &AdEstate, bigip: &LabBigIp, user: &str, password: &str) -> Self {
         let tls = tls_trusting(estate.lab().lab.ca_pem().as_bytes());
         let http = reqwest::Client::builder()
             .tls_backend_preconfigured((*tls).clone())
@@ -90,7 +89,7 @@ impl Phone {
     }
 
     /// `LAB\sam`, as a phone is usually set up.
-    fn nt4(estate: &EmbeddedEstate, bigip: &LabBigIp, user: &TestUser) -> Self {
+    fn nt4(estate: &AdEstate, bigip: &LabBigIp, user: &TestUser) -> Self {
         let logon = format!("{}\\{}", estate.domain.netbios_domain(), user.sam);
         Self::new(estate, bigip, &logon, &user.password)
     }

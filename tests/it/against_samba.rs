@@ -1,4 +1,4 @@
-//! The directory tests of account.rs against the two-DC Samba AD domain.
+//! The directory tests of account.rs, apm.rs and exposure.rs against the two-DC Samba AD domain.
 
 mod backend {
     pub use crate::samba::{TestUser, UAC_DISABLED, UAC_ENABLED, domain, unique_name};
@@ -9,3 +9,11 @@ mod backend {
 #[allow(clippy::duplicate_mod)]
 #[path = "account.rs"]
 mod account;
+
+#[allow(clippy::duplicate_mod)]
+#[path = "apm.rs"]
+mod apm;
+
+#[allow(clippy::duplicate_mod)]
+#[path = "exposure.rs"]
+mod exposure;

@@ -1,4 +1,4 @@
-//! The directory tests of account.rs, unchanged, against the lab's embedded
+//! The directory tests of account.rs, apm.rs and exposure.rs, unchanged, against the lab's embedded
 //! directory (src/lab/directory): it must not drift from Samba AD.
 
 mod backend {
@@ -11,3 +11,11 @@ mod backend {
 #[allow(clippy::duplicate_mod)]
 #[path = "account.rs"]
 mod account;
+
+#[allow(clippy::duplicate_mod)]
+#[path = "apm.rs"]
+mod apm;
+
+#[allow(clippy::duplicate_mod)]
+#[path = "exposure.rs"]
+mod exposure;
