@@ -177,12 +177,17 @@ impl ServerStatus {
 
 impl std::fmt::Display for ServerStatus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let text = serde_json::to_value(self)
-            .ok()
-            .and_then(|v| v.as_str().map(String::from))
-            .unwrap_or_default();
-        f.write_str(&text)
+        f.write_str(&status_word(self))
     }
+}
+
+/// A status as the JSON report spells it (`already-disabled`, `direct-write`),
+/// for the table and the progress lines.
+pub fn status_word<T: Serialize>(status: &T) -> String {
+    serde_json::to_value(status)
+        .ok()
+        .and_then(|v| v.as_str().map(String::from))
+        .unwrap_or_default()
 }
 
 /// What happened to one account in the directory.

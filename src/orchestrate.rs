@@ -17,8 +17,18 @@ use crate::winrm::Connector;
 /// First retry after this; doubles each time.
 const RETRY_BACKOFF: Duration = Duration::from_millis(250);
 
-/// Run the plan to the end. Returns when every server has finished.
+/// Run the plan to the end and announce the end of the run.
 pub async fn run(plan: FlushPlan, connector: Connector, events: EventSink) {
+    flush(plan, connector, &events).await;
+    events.emit(Event::RunFinished {
+        finished_at: SystemTime::now(),
+    });
+}
+
+/// Run the plan to the end; returns when every server has finished. The
+/// caller ends the run (`RunFinished`): `disable` and `reset` have more to
+/// do alongside.
+pub async fn flush(plan: FlushPlan, connector: Connector, events: &EventSink) {
     let plan = Arc::new(plan);
     let label = |i: &usize| plan.targets[*i].label.clone();
     let waves = plan.waves();
@@ -45,22 +55,18 @@ pub async fn run(plan: FlushPlan, connector: Connector, events: EventSink) {
             });
         }
         for (i, wave) in waves.iter().enumerate() {
-            let maybe_down = run_servers(&plan, &connector, &events, &limit, wave).await;
+            let maybe_down = run_servers(&plan, &connector, events, &limit, wave).await;
             if !maybe_down.is_empty() {
                 // Starting the next wave could take more than max_unavailable
                 // servers down at once: hold every later wave back.
-                hold_back(&plan, &events, &waves[i + 1..], &maybe_down);
+                hold_back(&plan, events, &waves[i + 1..], &maybe_down);
                 break;
             }
         }
     } else {
         let all: Vec<usize> = waves.into_iter().flatten().collect();
-        run_servers(&plan, &connector, &events, &limit, &all).await;
+        run_servers(&plan, &connector, events, &limit, &all).await;
     }
-
-    events.emit(Event::RunFinished {
-        finished_at: SystemTime::now(),
-    });
 }
 
 /// Later waves, never started: each server ends failed, saying why.

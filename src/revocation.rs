@@ -317,33 +317,14 @@ async fn flush_and_kill(
     identities: Vec<Identity>,
     events: EventSink,
 ) {
-    let Some(f5) = f5 else {
-        orchestrate::run(flush, connector, events).await;
-        return;
-    };
     let dry_run = flush.dry_run;
-    let (flush_sink, mut flush_events) = EventSink::channel();
-    let forward = |event: Event| {
-        if !matches!(event, Event::RunFinished { .. }) {
-            events.emit(event);
+    let flush = orchestrate::flush(flush, connector, &events);
+    match f5 {
+        Some(f5) => {
+            tokio::join!(flush, f5::run(f5, identities, dry_run, events.clone()));
         }
-    };
-    let flush = async {
-        let run = orchestrate::run(flush, connector, flush_sink);
-        tokio::pin!(run);
-        loop {
-            tokio::select! {
-                Some(event) = flush_events.recv() => forward(event),
-                () = &mut run => break,
-            }
-        }
-        // Everything it sent before it returned.
-        while let Ok(event) = flush_events.try_recv() {
-            forward(event);
-        }
-    };
-    let kill = f5::run(f5, identities, dry_run, events.clone());
-    tokio::join!(flush, kill);
+        None => flush.await,
+    }
     events.emit(Event::RunFinished {
         finished_at: SystemTime::now(),
     });

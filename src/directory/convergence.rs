@@ -42,48 +42,26 @@ pub async fn converge(
     deadline: Duration,
     events: &EventSink,
 ) -> Vec<DcOutcome> {
-    let started = Instant::now();
-    let shared = Arc::new((
-        settings.clone(),
-        source_dsa.to_string(),
-        accounts.to_vec(),
-        change.clone(),
-    ));
+    let gate = Arc::new(Gate {
+        settings: settings.clone(),
+        source_dsa: source_dsa.to_string(),
+        accounts: accounts.to_vec(),
+        change: change.clone(),
+        started: Instant::now(),
+        deadline,
+        events: events.clone(),
+    });
     let mut tasks = JoinSet::new();
     for (index, dc) in dcs.iter().enumerate() {
-        let shared = shared.clone();
+        let gate = gate.clone();
         let dc = dc.clone();
-        let events = events.clone();
         tasks.spawn(async move {
-            let (settings, source_dsa, accounts, change) = &*shared;
-            let gate = Gate {
-                settings,
-                source_dsa,
-                accounts,
-                change,
-                started,
-                deadline,
-                events: &events,
-            };
             // converge_one checks the deadline itself; this bounds a hung operation.
-            let outcome = tokio::time::timeout(
-                deadline + settings.operation_timeout,
-                converge_one(&gate, &dc),
-            )
-            .await
-            .unwrap_or_else(|_| {
-                let why = format!(
-                    "no confirmation within {} s: this DC may still let the user in",
-                    deadline.as_secs()
-                );
-                DcOutcome::now(
-                    &dc.host,
-                    DcStatus::NotConverged,
-                    started.elapsed(),
-                    Some(why),
-                )
-            });
-            events.emit(Event::DomainControllerFinished {
+            let limit = deadline + gate.settings.operation_timeout;
+            let outcome = tokio::time::timeout(limit, converge_one(&gate, &dc))
+                .await
+                .unwrap_or_else(|_| gate.not_converged(&dc, "an LDAP operation hung".into()));
+            gate.events.emit(Event::DomainControllerFinished {
                 dc: outcome.clone(),
             });
             (index, outcome)
@@ -100,52 +78,43 @@ pub async fn converge(
         .zip(dcs)
         .map(|(o, dc)| {
             o.unwrap_or_else(|| {
-                let why = "the check of this DC failed unexpectedly".to_string();
-                DcOutcome::now(
-                    &dc.host,
-                    DcStatus::NotConverged,
-                    started.elapsed(),
-                    Some(why),
-                )
+                gate.not_converged(dc, "the check of this DC failed unexpectedly".into())
             })
         })
         .collect()
 }
 
 /// What every DC's check shares.
-struct Gate<'a> {
-    settings: &'a DirectorySettings,
-    source_dsa: &'a str,
-    accounts: &'a [Written],
-    change: &'a Change,
+struct Gate {
+    settings: DirectorySettings,
+    source_dsa: String,
+    accounts: Vec<Written>,
+    change: Change,
     started: Instant,
     deadline: Duration,
-    events: &'a EventSink,
+    events: EventSink,
 }
 
-async fn converge_one(gate: &Gate<'_>, dc: &DomainController) -> DcOutcome {
-    let Gate {
-        settings,
-        source_dsa,
-        accounts,
-        change,
-        started,
-        deadline,
-        events,
-    } = *gate;
-    let step = |what: String| events.emit(Event::DirectoryStep { what });
-    let not_converged = |why: String| {
+impl Gate {
+    fn not_converged(&self, dc: &DomainController, why: String) -> DcOutcome {
         let message = format!(
             "not confirmed within {} s ({why}): this DC may still let the user in",
-            deadline.as_secs()
+            self.deadline.as_secs()
         );
         DcOutcome::now(
             &dc.host,
             DcStatus::NotConverged,
-            started.elapsed(),
+            self.started.elapsed(),
             Some(message),
         )
-    };
+    }
+}
+
+async fn converge_one(gate: &Gate, dc: &DomainController) -> DcOutcome {
+    let (settings, change, started, deadline) =
+        (&gate.settings, &gate.change, gate.started, gate.deadline);
+    let step = |what: String| gate.events.emit(Event::DirectoryStep { what });
+    let not_converged = |why: String| gate.not_converged(dc, why);
     let mut last_error = String::new();
     let mut conn = loop {
         match Connection::open_host(settings, &dc.host).await {
@@ -171,7 +140,8 @@ async fn converge_one(gate: &Gate<'_>, dc: &DomainController) -> DcOutcome {
     let mut asked_refused_ever = false;
     loop {
         let mut lagging = Vec::new();
-        for account in accounts
+        for account in gate
+            .accounts
             .iter()
             .filter(|a| !written_here.contains(&a.dn.as_str()))
         {
@@ -224,7 +194,7 @@ async fn converge_one(gate: &Gate<'_>, dc: &DomainController) -> DcOutcome {
                     names.join(", ")
                 ));
                 for account in &lagging {
-                    if !ask_to_replicate(&mut conn, source_dsa, &account.dn).await {
+                    if !ask_to_replicate(&mut conn, &gate.source_dsa, &account.dn).await {
                         asking_refused = true;
                         asked_refused_ever = true;
                     }

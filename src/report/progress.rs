@@ -8,7 +8,7 @@ use std::time::Duration;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::Reporter;
-use crate::events::Event;
+use crate::events::{Event, status_word};
 use crate::f5::{F5Outcome, F5Status};
 
 /// An overall bar plus one live line per running server.
@@ -202,10 +202,7 @@ fn f5_line(device: &F5Outcome) -> String {
     let what = match device.status {
         F5Status::Ok => format!("ok, {} session(s) killed", device.killed),
         F5Status::Planned => format!("planned, would kill {} session(s)", device.sessions.len()),
-        other => serde_json::to_value(other)
-            .ok()
-            .and_then(|v| v.as_str().map(String::from))
-            .unwrap_or_default(),
+        other => status_word(&other),
     };
     let message = match (device.status, &device.message) {
         (F5Status::Failed | F5Status::Interrupted, Some(m)) => format!(": {m}"),
@@ -225,13 +222,13 @@ fn directory_line(event: &Event) -> Option<String> {
         Event::UserFinished { user } => Some(format!(
             "account {}: {}{}",
             user.sam_account_name,
-            serde_json::to_value(user.status).ok()?.as_str()?,
+            status_word(&user.status),
             message(&user.message)
         )),
         Event::DomainControllerFinished { dc } => Some(format!(
             "domain controller {}: {} ({:.1} s){}",
             dc.host,
-            serde_json::to_value(dc.status).ok()?.as_str()?,
+            status_word(&dc.status),
             dc.elapsed_ms as f64 / 1000.0,
             message(&dc.message)
         )),

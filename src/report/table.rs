@@ -4,6 +4,7 @@
 use std::fmt::Write;
 
 use super::{DirectoryReport, Exposure, RunReport, ServerReport};
+use crate::events::status_word as word;
 use crate::events::{ActionOutcome, ActionStatus};
 use crate::f5::F5Outcome;
 use crate::plan::Method;
@@ -18,20 +19,13 @@ pub fn render(report: &RunReport) -> String {
             return finish(out, report);
         }
     }
-    let host_width = report
+    let host_width = column_width("SERVER", report.servers.iter().map(|s| s.host.as_str()));
+    let labels: Vec<String> = report
         .servers
         .iter()
-        .map(|s| s.host.len())
-        .chain([6])
-        .max()
-        .unwrap_or(6);
-    let pool_width = report
-        .servers
-        .iter()
-        .flat_map(|s| s.actions.iter().map(|a| pool_label(a).len()))
-        .chain([4])
-        .max()
-        .unwrap_or(4);
+        .flat_map(|s| s.actions.iter().map(pool_label))
+        .collect();
+    let pool_width = column_width("POOL", labels.iter().map(String::as_str));
     let _ = writeln!(
         out,
         "{:host_width$}  {:11}  {:>8}  COMPUTER / ERROR",
@@ -83,13 +77,10 @@ fn finish(mut out: String, report: &RunReport) -> String {
 }
 
 fn directory_block(out: &mut String, directory: &DirectoryReport) {
-    let user_width = directory
-        .users
-        .iter()
-        .map(|u| u.sam_account_name.len())
-        .chain([7])
-        .max()
-        .unwrap_or(7);
+    let user_width = column_width(
+        "ACCOUNT",
+        directory.users.iter().map(|u| u.sam_account_name.as_str()),
+    );
     let _ = writeln!(
         out,
         "{:user_width$}  {:16}  USERACCOUNTCONTROL",
@@ -122,13 +113,10 @@ fn directory_block(out: &mut String, directory: &DirectoryReport) {
         }
     }
     if !directory.domain_controllers.is_empty() {
-        let dc_width = directory
-            .domain_controllers
-            .iter()
-            .map(|d| d.host.len())
-            .chain([17])
-            .max()
-            .unwrap_or(17);
+        let dc_width = column_width(
+            "DOMAIN CONTROLLER",
+            directory.domain_controllers.iter().map(|d| d.host.as_str()),
+        );
         let _ = writeln!(
             out,
             "\n{:dc_width$}  {:14}  {:>8}  DETAIL",
@@ -153,12 +141,7 @@ fn f5_block(out: &mut String, devices: &[F5Outcome]) {
     if devices.is_empty() {
         return;
     }
-    let width = devices
-        .iter()
-        .map(|d| d.device.len())
-        .chain([10])
-        .max()
-        .unwrap_or(10);
+    let width = column_width("APM DEVICE", devices.iter().map(|d| d.device.as_str()));
     let user_width = devices
         .iter()
         .flat_map(|d| d.sessions.iter().map(|s| s.user.len()))
@@ -198,12 +181,14 @@ fn f5_block(out: &mut String, devices: &[F5Outcome]) {
     out.push('\n');
 }
 
-/// The JSON word of a status, for the table.
-fn word<T: serde::Serialize>(status: &T) -> String {
-    serde_json::to_value(status)
-        .ok()
-        .and_then(|v| v.as_str().map(String::from))
-        .unwrap_or_default()
+/// The widest of `values`, at least as wide as the column's header.
+fn column_width<'a>(header: &str, values: impl IntoIterator<Item = &'a str>) -> usize {
+    values
+        .into_iter()
+        .map(str::len)
+        .chain([header.len()])
+        .max()
+        .unwrap_or(header.len())
 }
 
 fn exposure_line(exposure: &Exposure, open_items: bool, apm: bool) -> String {

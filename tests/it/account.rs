@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::backend::{AdEstate, TestUser, UAC_DISABLED, UAC_ENABLED, unique_name};
-use crate::common::{Run, is_mutating};
+use crate::common::{Run, is_mutating, mutation_times};
 
 const EXCHANGE_POOL_COUNT: usize = revoke::iis::EXCHANGE_POOLS.len();
 
@@ -68,10 +68,7 @@ async fn disable_reaches_both_dcs_before_any_server_is_flushed() {
             .unwrap_or_else(|e| panic!("before: dc{dc} refuses {}: {e}", user.sam));
     }
 
-    let run = estate
-        .revoke("disable", &[&user.sam, "--yes", "--output", "json"])
-        .run()
-        .await;
+    let run = estate.disable_json(&user.sam).run().await;
     run.assert_code(0);
     assert_no_secrets(&run, &estate, &[&user.password]);
     assert_disabled_everywhere(&estate, &user).await;
@@ -107,9 +104,7 @@ async fn disable_reaches_both_dcs_before_any_server_is_flushed() {
         .lab()
         .servers()
         .iter()
-        .flat_map(|s| s.log.entries())
-        .filter(|e| is_mutating(&e.command_line))
-        .map(|e| e.at)
+        .flat_map(mutation_times)
         .min()
         .expect("servers were flushed");
     assert!(
@@ -141,10 +136,7 @@ async fn disabling_again_reports_already_disabled_and_still_flushes() {
     };
     let after_first = recycles();
 
-    let run = estate
-        .revoke("disable", &[&user.sam, "--yes", "--output", "json"])
-        .run()
-        .await;
+    let run = estate.disable_json(&user.sam).run().await;
     run.assert_code(0);
     let report = run.json();
     let u = user_report(&report);
@@ -172,12 +164,7 @@ async fn several_users_share_one_flush() {
         "{users:#?}"
     );
     for server in estate.lab().servers() {
-        let recycles = server
-            .log
-            .entries()
-            .iter()
-            .filter(|e| is_mutating(&e.command_line))
-            .count();
+        let recycles = mutation_times(server).len();
         assert_eq!(
             recycles, EXCHANGE_POOL_COUNT,
             "{}: one flush for both",
@@ -616,10 +603,7 @@ async fn a_change_ad_refuses_flushes_nothing_and_says_so() {
     // CN=Users: the operator has no delegated rights there.
     let users = format!("CN=Users,{}", d.base_dn());
     let user = d.user("norights").under(&users).create().await;
-    let run = estate
-        .revoke("disable", &[&user.sam, "--yes", "--output", "json"])
-        .run()
-        .await;
+    let run = estate.disable_json(&user.sam).run().await;
     run.assert_code(1);
     let report = run.json();
     let u = user_report(&report);
@@ -666,10 +650,7 @@ async fn a_dc_that_cannot_be_confirmed_is_reported_and_the_run_ends_2() {
     ];
     estate.set_directory("domain_controllers", dcs);
     estate.set_directory("replication_timeout", 3);
-    let run = estate
-        .revoke("disable", &[&user.sam, "--yes", "--output", "json"])
-        .run()
-        .await;
+    let run = estate.disable_json(&user.sam).run().await;
     run.assert_code(2);
     let report = run.json();
     let stuck = dc_status(&report, &dead);

@@ -237,7 +237,7 @@ async fn an_apm_session_outlives_the_manual_disable_until_revoke_kills_it() {
 
     // revoke disable: the gate, the flush, and the session killed.
     let run = estate
-        .revoke("disable", &[&user.sam, "--yes", "--output", "json"])
+        .disable_json(&user.sam)
         .env("REVOKE_F5_PASSWORD", &f5_password)
         .run()
         .await;

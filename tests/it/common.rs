@@ -313,6 +313,17 @@ pub fn recycle_line(pool: &str) -> String {
     iis::recycle(&iis::PoolName::parse(pool).expect("valid pool")).command_line()
 }
 
+/// When each command that changes something (recycle, iisreset) ran on `server`.
+pub fn mutation_times(server: &LabServer) -> Vec<std::time::SystemTime> {
+    server
+        .log
+        .entries()
+        .iter()
+        .filter(|e| is_mutating(&e.command_line))
+        .map(|e| e.at)
+        .collect()
+}
+
 /// A command that changes something on the server.
 pub fn is_mutating(command_line: &str) -> bool {
     let lower = command_line.to_ascii_lowercase();

@@ -248,10 +248,7 @@ async fn a_disabled_account_keeps_reading_mail_until_revoke_disable() {
         SERVERS * ENDPOINTS.len()
     );
 
-    let run = estate
-        .revoke("disable", &[&user.sam, "--yes", "--output", "json"])
-        .run()
-        .await;
+    let run = estate.disable_json(&user.sam).run().await;
     run.assert_code(0);
     let report = run.json();
     assert_eq!(
@@ -364,10 +361,7 @@ async fn a_long_poll_outlives_the_recycle_and_revoke_waits_for_its_worker() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(!ping.is_finished(), "the Ping is held");
 
-    let run = estate
-        .revoke("disable", &[&user.sam, "--yes", "--output", "json"])
-        .run()
-        .await;
+    let run = estate.disable_json(&user.sam).run().await;
     run.assert_code(0);
     let report = run.json();
     let (answer, ping_done) = ping.await.expect("ping task");

@@ -10,7 +10,7 @@ use revoke::f5::{F5Client, F5Device, F5Settings, F5Status, Identity, SessionStat
 use revoke::lab::{BigIpConfig, LAB_DEFAULT_PASSWORD, Lab, LabBigIp};
 use serde_json::Value;
 
-use crate::common::{Run, TestLab, fast_lab, is_mutating};
+use crate::common::{Run, TestLab, fast_lab, mutation_times};
 use crate::samba::{AdEstate, TestUser};
 
 const F5_USER: &str = "revoke-f5";
@@ -87,12 +87,7 @@ fn assert_no_secrets(run: &Run, secrets: &[&str]) {
 #[track_caller]
 fn assert_every_server_flushed(estate: &AdEstate) {
     for server in estate.lab().servers() {
-        let recycles = server
-            .log
-            .entries()
-            .iter()
-            .filter(|e| is_mutating(&e.command_line))
-            .count();
+        let recycles = mutation_times(server).len();
         assert_eq!(recycles, EXCHANGE_POOL_COUNT, "{}", server.name);
     }
 }
@@ -124,7 +119,7 @@ async fn disable_kills_exactly_the_users_sessions_on_every_device() {
     let other_upn = two.add_session("bob@lab.example.test", "198.51.100.8");
 
     let run = estate
-        .revoke("disable", &[&user.sam, "--yes", "--output", "json"])
+        .disable_json(&user.sam)
         .env("REVOKE_F5_PASSWORD", &password)
         .run()
         .await;

@@ -9,8 +9,8 @@ use revoke::lab::{Fault, LAB_DEFAULT_PASSWORD, LabConfig, LabTransport};
 use serde_json::Value;
 
 use crate::common::{
-    Revoke, TestLab, action, assert_recycled, fast_lab, fault, is_mutating, path_str, pids,
-    recycle_line, settle,
+    Revoke, TestLab, action, assert_recycled, fast_lab, fault, is_mutating, mutation_times,
+    path_str, pids, recycle_line, settle,
 };
 
 const OWA: &str = "MSExchangeOWAAppPool";
@@ -1543,14 +1543,7 @@ async fn old_workers_are_waited_for_and_the_exposure_window_is_measured() {
         let exited =
             humantime::parse_rfc3339(entry["old_workers_exited_at"].as_str().unwrap()).unwrap();
         // Not before the last recycle plus the drain: the old workers really had to go.
-        let last_recycle = server
-            .log
-            .entries()
-            .iter()
-            .filter(|e| is_mutating(&e.command_line))
-            .map(|e| e.at)
-            .max()
-            .unwrap();
+        let last_recycle = mutation_times(server).into_iter().max().unwrap();
         assert!(
             exited >= last_recycle + drain,
             "{}: exited too early",

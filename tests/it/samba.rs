@@ -899,6 +899,11 @@ impl<B: Backend> Estate<B> {
         Revoke::new(&all).password(self.domain.operator_password())
     }
 
+    /// `revoke disable SAM --yes --output json`, ready to run.
+    pub fn disable_json(&self, sam: &str) -> Revoke {
+        self.revoke("disable", &[sam, "--yes", "--output", "json"])
+    }
+
     /// `revoke reset SAM --yes --output json --password-file FILE`: the run,
     /// the new password it wrote, and the file (mode checks).
     pub async fn reset_to_file(
