@@ -211,8 +211,13 @@ log_tail() { # n
 
 wait_ldaps() { # n
     local n=$1 deadline=$((SECONDS + WAIT_SECONDS))
+    local pid
+    pid=$(cat "$DIR/dc$n.pid")
     while :; do
-        if ! dc_running "$n"; then
+        # Just started: the recorded pid may still be the subshell that is
+        # about to exec samba (another name, another cwd), so only "gone"
+        # counts here, not dc_running's stricter check.
+        if ! kill -0 "$pid" 2>/dev/null; then
             log_tail "$n"
             die "dc$n exited before LDAPS answered"
         fi
