@@ -77,8 +77,18 @@ impl DirectoryError {
 
 /// An LDAP error in plain words: result code name, AD's `data NNN` decoded.
 pub fn describe_ldap_error(error: &ldap3::LdapError) -> String {
+    use std::io::ErrorKind;
     match error {
         ldap3::LdapError::LdapResult { result } => describe_result(result.rc, &result.text),
+        ldap3::LdapError::Io { source, .. } => match source.kind() {
+            ErrorKind::ConnectionRefused => "connection refused (nothing listens there)".into(),
+            ErrorKind::TimedOut => "no answer (connection timed out)".into(),
+            ErrorKind::ConnectionReset | ErrorKind::UnexpectedEof => {
+                "the connection was closed (is it LDAPS on this port?)".into()
+            }
+            _ => source.to_string(),
+        },
+        ldap3::LdapError::Timeout { .. } => "no answer within the operation timeout".into(),
         other => other.to_string(),
     }
 }
