@@ -1,0 +1,23 @@
+//! The core of `revoke`: what a run does, with no terminal and no lab.
+//!
+//! - [`plan`]: what a flush will do, server by server.
+//! - [`iis`]: the IIS commands an Exchange server understands, and their output.
+//! - [`exchange`]: the job on one server (over [`revoke_winrm`]).
+//! - [`orchestrate`]: every server's job at once: concurrency, waves, timeouts, retries.
+//! - [`directory`]: Active Directory over LDAP: resolve, guard, change, the convergence gate, discovery.
+//! - [`f5`]: F5 BIG-IP APM sessions over iControl REST.
+//! - [`revocation`]: `disable` / `reset`: prepare (read-only), then execute (change → gate → flush + F5).
+//! - [`events`]: what the core tells its consumers, as domain values.
+//! - [`report`]: the consumer that builds the [`report::RunReport`] (the JSON document).
+
+pub mod directory;
+pub mod events;
+pub mod exchange;
+pub mod f5;
+pub mod iis;
+pub mod orchestrate;
+pub mod plan;
+pub mod report;
+pub mod revocation;
+
+pub use revoke_winrm::{Password, tls};

@@ -1,0 +1,387 @@
+//! What a fresh lab directory holds: the domain and its well-known
+//! containers, groups and accounts, the configuration partition with a
+//! crossRef, one server + NTDS Settings per DC, and the Exchange servers
+//! the caller asked for. Mirrors what scripts/samba-ad.sh provisions.
+
+use std::sync::Arc;
+
+use super::DirectoryConfig;
+use super::domain::{Bound, Delegation, Domain};
+use super::store::{LdapResult, norm_dn, sid_bytes};
+
+pub fn base_dn(dns_domain: &str) -> String {
+    dns_domain
+        .split('.')
+        .map(|p| format!("DC={p}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+pub fn dsa_dn(base_dn: &str, dc: usize) -> String {
+    format!("CN=NTDS Settings,{}", server_dn(base_dn, dc))
+}
+
+fn server_dn(base_dn: &str, dc: usize) -> String {
+    format!("CN=DC{dc},CN=Servers,CN=Default-First-Site-Name,CN=Sites,CN=Configuration,{base_dn}")
+}
+
+/// Global security (-2147483646), universal security (-2147483640),
+/// builtin local security (-2147483643).
+const GLOBAL: &str = "-2147483646";
+const UNIVERSAL: &str = "-2147483640";
+const BUILTIN: &str = "-2147483643";
+
+struct Seeder<'d> {
+    domain: &'d Arc<Domain>,
+    admin: Bound,
+}
+
+impl Seeder<'_> {
+    fn add(&self, dn: &str, attrs: &[(&str, &[&str])]) -> LdapResult<()> {
+        self.add_raw(dn, attrs, Vec::new())
+    }
+
+    fn add_raw(
+        &self,
+        dn: &str,
+        attrs: &[(&str, &[&str])],
+        raw: Vec<(String, Vec<Vec<u8>>)>,
+    ) -> LdapResult<()> {
+        let mut all: Vec<(String, Vec<Vec<u8>>)> = attrs
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.to_string(),
+                    v.iter().map(|s| s.as_bytes().to_vec()).collect(),
+                )
+            })
+            .collect();
+        all.extend(raw);
+        self.domain.add(0, &self.admin, dn, all, true)
+    }
+
+    fn group(&self, dn: &str, sam: &str, sid: &str, group_type: &str) -> LdapResult<()> {
+        self.add_raw(
+            dn,
+            &[
+                ("objectClass", &["group"]),
+                ("sAMAccountName", &[sam]),
+                ("groupType", &[group_type]),
+                ("description", &["well-known group"]),
+            ],
+            vec![("objectSid".into(), vec![sid_bytes(sid)])],
+        )
+    }
+
+    fn user(
+        &self,
+        dn: &str,
+        sam: &str,
+        extra: &[(&str, &[&str])],
+        password: Option<&str>,
+        sid: Option<&str>,
+    ) -> LdapResult<()> {
+        let upn = format!("{sam}@{}", self.domain.dns_domain);
+        let mut attrs: Vec<(&str, &[&str])> = vec![
+            ("objectClass", &["user"]),
+            ("sAMAccountName", std::slice::from_ref(&sam)),
+        ];
+        let upn_values = [upn.as_str()];
+        attrs.push(("userPrincipalName", &upn_values));
+        attrs.extend_from_slice(extra);
+        let mut raw = Vec::new();
+        if let Some(sid) = sid {
+            raw.push(("objectSid".to_string(), vec![sid_bytes(sid)]));
+        }
+        if let Some(password) = password {
+            let pwd = revoke_core::directory::password::unicode_pwd(&revoke_core::Password::new(
+                password.into(),
+            ));
+            raw.push(("unicodePwd".to_string(), vec![pwd]));
+        }
+        self.add_raw(dn, &attrs, raw)
+    }
+
+    fn member(&self, group: &str, member: &str) -> LdapResult<()> {
+        let change = super::domain::Change {
+            op: ldap3_proto::proto::LdapModifyType::Add,
+            attr: "member".into(),
+            values: vec![member.as_bytes().to_vec()],
+        };
+        self.domain.modify(0, &self.admin, group, &[change], true)
+    }
+}
+
+pub fn seed(domain: &Arc<Domain>, config: &DirectoryConfig) -> LdapResult<()> {
+    let s = Seeder {
+        domain,
+        admin: Bound {
+            dn: None,
+            admin: true,
+        },
+    };
+    let base = domain.base_dn.clone();
+    let config_dn = domain.config_dn.clone();
+    let sid = domain.domain_sid.clone();
+    let dsid = |rid: u32| format!("{sid}-{rid}");
+    let users = format!("CN=Users,{base}");
+    let builtin = format!("CN=Builtin,{base}");
+    let staff = format!("OU=Staff,{base}");
+
+    s.add_raw(
+        &base,
+        &[("objectClass", &["domain", "domainDNS"])],
+        vec![("objectSid".into(), vec![sid_bytes(&sid)])],
+    )?;
+    for (dn, class) in [
+        (users.clone(), "container"),
+        (format!("CN=Computers,{base}"), "container"),
+        (
+            format!("OU=Domain Controllers,{base}"),
+            "organizationalUnit",
+        ),
+        (staff.clone(), "organizationalUnit"),
+    ] {
+        s.add(&dn, &[("objectClass", &[class])])?;
+    }
+    s.add_raw(
+        &builtin,
+        &[("objectClass", &["builtinDomain"])],
+        vec![("objectSid".into(), vec![sid_bytes("S-1-5-32")])],
+    )?;
+    for (name, rid) in [
+        ("Administrators", 544),
+        ("Users", 545),
+        ("Guests", 546),
+        ("Account Operators", 548),
+        ("Server Operators", 549),
+        ("Print Operators", 550),
+        ("Backup Operators", 551),
+    ] {
+        s.group(
+            &format!("CN={name},{builtin}"),
+            name,
+            &format!("S-1-5-32-{rid}"),
+            BUILTIN,
+        )?;
+    }
+    for (name, rid, kind) in [
+        ("Domain Admins", 512, GLOBAL),
+        ("Domain Users", 513, GLOBAL),
+        ("Domain Guests", 514, GLOBAL),
+        ("Domain Computers", 515, GLOBAL),
+        ("Domain Controllers", 516, GLOBAL),
+        ("Schema Admins", 518, UNIVERSAL),
+        ("Enterprise Admins", 519, UNIVERSAL),
+        ("Group Policy Creator Owners", 520, GLOBAL),
+    ] {
+        s.group(&format!("CN={name},{users}"), name, &dsid(rid), kind)?;
+    }
+    let group = |name: &str| format!("CN={name},{users}");
+    let administrator = format!("CN=Administrator,{users}");
+    s.user(
+        &administrator,
+        "Administrator",
+        &[
+            ("userAccountControl", &["66048"]),
+            ("adminCount", &["1"]),
+            (
+                "description",
+                &["Built-in account for administering the computer/domain"],
+            ),
+        ],
+        Some(&config.admin_password),
+        Some(&dsid(500)),
+    )?;
+    s.user(
+        &format!("CN=Guest,{users}"),
+        "Guest",
+        &[
+            ("userAccountControl", &["66082"]),
+            ("primaryGroupID", &["514"]),
+        ],
+        None,
+        Some(&dsid(501)),
+    )?;
+    s.user(
+        &format!("CN=krbtgt,{users}"),
+        "krbtgt",
+        &[
+            ("userAccountControl", &["514"]),
+            ("adminCount", &["1"]),
+            ("description", &["Key Distribution Center Service Account"]),
+        ],
+        Some(&random_password()),
+        Some(&dsid(502)),
+    )?;
+    for g in ["Domain Admins", "Enterprise Admins", "Schema Admins"] {
+        s.member(&group(g), &administrator)?;
+    }
+    let administrators = format!("CN=Administrators,{builtin}");
+    for member in [
+        administrator.clone(),
+        group("Domain Admins"),
+        group("Enterprise Admins"),
+    ] {
+        s.member(&administrators, &member)?;
+    }
+
+    if let Some((sam, password)) = &config.operator {
+        let dn = format!("CN={sam},{users}");
+        s.user(
+            &dn,
+            sam,
+            &[
+                ("userAccountControl", &["512"]),
+                (
+                    "description",
+                    &["the account revoke binds as; delegated rights on OU=Staff only"],
+                ),
+            ],
+            Some(password),
+            None,
+        )?;
+        domain
+            .delegations
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Delegation {
+                trustee: norm_dn(&dn),
+                scope: norm_dn(&staff),
+                attributes: [
+                    "useraccountcontrol",
+                    "pwdlastset",
+                    "lockouttime",
+                    "unicodepwd",
+                ]
+                .map(String::from)
+                .to_vec(),
+            });
+    }
+    for u in &config.users {
+        let cn = u.cn.clone().unwrap_or_else(|| u.sam.clone());
+        let parent = u.parent.clone().unwrap_or_else(|| staff.clone());
+        let mut extra: Vec<(&str, &[&str])> = vec![("userAccountControl", &["512"])];
+        let display = u.display_name.as_deref().map(|d| [d]);
+        if let Some(d) = &display {
+            extra.push(("displayName", d));
+        }
+        let mail = u.mail.as_deref().map(|m| [m]);
+        if let Some(m) = &mail {
+            extra.push(("mail", m));
+        }
+        if u.admin_count {
+            extra.push(("adminCount", &["1"]));
+        }
+        s.user(
+            &format!("CN={cn},{parent}"),
+            &u.sam,
+            &extra,
+            Some(&u.password),
+            None,
+        )?;
+    }
+
+    // The configuration partition.
+    let schema = format!("CN=Schema,{config_dn}");
+    let partitions = format!("CN=Partitions,{config_dn}");
+    let sites = format!("CN=Sites,{config_dn}");
+    let site = format!("CN=Default-First-Site-Name,{sites}");
+    let servers = format!("CN=Servers,{site}");
+    let services = format!("CN=Services,{config_dn}");
+    s.add(&config_dn, &[("objectClass", &["configuration"])])?;
+    s.add(&schema, &[("objectClass", &["dMD"])])?;
+    s.add(&partitions, &[("objectClass", &["crossRefContainer"])])?;
+    let netbios = domain.netbios.clone();
+    let dns = domain.dns_domain.clone();
+    s.add(
+        &format!("CN={netbios},{partitions}"),
+        &[
+            ("objectClass", &["crossRef"]),
+            ("nCName", &[&base]),
+            ("nETBIOSName", &[&netbios]),
+            ("dnsRoot", &[&dns]),
+            ("systemFlags", &["3"]),
+        ],
+    )?;
+    s.add(&sites, &[("objectClass", &["sitesContainer"])])?;
+    s.add(&site, &[("objectClass", &["site"])])?;
+    s.add(&servers, &[("objectClass", &["serversContainer"])])?;
+    let masters = [base.as_str(), config_dn.as_str(), schema.as_str()];
+    for (i, dc) in domain.dcs.clone().iter().enumerate() {
+        let n = i + 1;
+        let computer = format!("CN=DC{n},OU=Domain Controllers,{base}");
+        let sam = format!("DC{n}$");
+        s.add(
+            &computer,
+            &[
+                ("objectClass", &["computer"]),
+                ("sAMAccountName", &[&sam]),
+                ("userAccountControl", &["532480"]),
+                ("dNSHostName", &[&dc.host]),
+            ],
+        )?;
+        s.member(&group("Domain Controllers"), &computer)?;
+        let server = server_dn(&base, n);
+        s.add(
+            &server,
+            &[
+                ("objectClass", &["server"]),
+                ("dNSHostName", &[&dc.host]),
+                ("serverReference", &[&computer]),
+            ],
+        )?;
+        s.add(
+            &dc.dsa_dn,
+            &[
+                ("objectClass", &["applicationSettings", "nTDSDSA"]),
+                ("hasMasterNCs", &masters),
+                ("msDS-hasMasterNCs", &masters),
+                ("options", &["1"]),
+            ],
+        )?;
+    }
+    s.add(&services, &[("objectClass", &["container"])])?;
+    let exchange = format!("CN=Microsoft Exchange,{services}");
+    s.add(
+        &exchange,
+        &[("objectClass", &["msExchConfigurationContainer"])],
+    )?;
+    let org = format!("CN={},{exchange}", config.exchange_org);
+    let groups = format!("CN=Administrative Groups,{org}");
+    let ag = format!("CN=Exchange Administrative Group (FYDIBOHF23SPDLT),{groups}");
+    let ex_servers = format!("CN=Servers,{ag}");
+    for dn in [&org, &groups, &ag, &ex_servers] {
+        s.add(dn, &[("objectClass", &["container"])])?;
+    }
+    for server in &config.exchange_servers {
+        let roles = server.roles.to_string();
+        let name = &server.name;
+        let addresses = [
+            format!("ncacn_vns_spp:{name}"),
+            format!("netbios:{name}"),
+            format!("ncacn_np:{name}"),
+            format!("ncacn_spx:{name}"),
+            format!("ncacn_ip_tcp:{}", server.fqdn),
+            format!("ncalrpc:{name}"),
+        ];
+        let addresses: Vec<&str> = addresses.iter().map(String::as_str).collect();
+        s.add(
+            &format!("CN={name},{ex_servers}"),
+            &[
+                ("objectClass", &["server", "msExchExchangeServer"]),
+                ("msExchCurrentServerRoles", &[&roles]),
+                ("serialNumber", &[&server.version]),
+                ("networkAddress", &addresses),
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+fn random_password() -> String {
+    let mut bytes = [0u8; 16];
+    let _ = getrandom::fill(&mut bytes);
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("Kr{hex}!9")
+}

@@ -1,0 +1,302 @@
+//! The Windows Remote Shell resource (`.../windows/shell/cmd`) of one lab
+//! server: Create, Command, Receive, Signal, Delete (MS-WSMV 3.1.4.x),
+//! answered the way Windows answers them.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::CommandLog;
+use super::envelope::{Body, WsmanFault, WsmanRequest, envelope, esc, parse_request};
+use super::iis::{CommandResult, IisSim};
+use revoke_winrm::soap::{
+    ACTION_COMMAND, ACTION_CREATE, ACTION_DELETE, ACTION_RECEIVE, ACTION_SIGNAL,
+    COMMAND_STATE_DONE, RESOURCE_CMD, SIGNAL_TERMINATE,
+};
+
+/// WinRM's MaxTimeoutms default (60 s): the longest a Receive is held.
+const MAX_OPERATION_TIMEOUT: Duration = Duration::from_secs(60);
+/// What a Receive waits when the request names no OperationTimeout.
+const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A SOAP answer: HTTP status (200, or 500 for a fault) and the envelope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SoapReply {
+    pub status: u16,
+    pub xml: String,
+}
+
+struct Command {
+    result: watch::Receiver<Option<CommandResult>>,
+    task: JoinHandle<()>,
+}
+
+struct Shell {
+    commands: HashMap<String, Command>,
+}
+
+impl Drop for Shell {
+    fn drop(&mut self) {
+        // Deleting a shell ends its processes, as on Windows.
+        for c in self.commands.values() {
+            c.task.abort();
+        }
+    }
+}
+
+/// The shells of one server. Shared by its HTTP and HTTPS listeners.
+pub struct ShellService {
+    /// As WSManFault's Machine attribute shows it.
+    machine: String,
+    iis: IisSim,
+    log: CommandLog,
+    quota_fault: bool,
+    shells: Mutex<HashMap<String, Shell>>,
+}
+
+fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string().to_uppercase()
+}
+
+impl ShellService {
+    pub fn new(machine: String, iis: IisSim, log: CommandLog, quota_fault: bool) -> Arc<Self> {
+        Arc::new(ShellService {
+            machine,
+            iis,
+            log,
+            quota_fault,
+            shells: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// A fault reply, for callers outside the shell (e.g. the unencrypted refusal).
+    pub fn fault_reply(&self, fault: &WsmanFault, relates_to: Option<&str>) -> SoapReply {
+        SoapReply {
+            status: 500,
+            xml: fault.to_envelope(relates_to, &self.machine),
+        }
+    }
+
+    /// Handles one SOAP request from the authenticated `user`.
+    pub async fn handle(&self, xml: &[u8], user: &str) -> SoapReply {
+        let req = match parse_request(xml) {
+            Ok(r) => r,
+            Err(e) => return self.fault_reply(&WsmanFault::malformed(&e.0), None),
+        };
+        let relates = req.message_id.clone();
+        match self.dispatch(&req, user).await {
+            Ok(xml) => SoapReply { status: 200, xml },
+            Err(fault) => self.fault_reply(&fault, relates.as_deref()),
+        }
+    }
+
+    async fn dispatch(&self, req: &WsmanRequest, user: &str) -> Result<String, WsmanFault> {
+        let known = [
+            ACTION_CREATE,
+            ACTION_COMMAND,
+            ACTION_RECEIVE,
+            ACTION_SIGNAL,
+            ACTION_DELETE,
+        ];
+        if !known.contains(&req.action.as_str()) {
+            return Err(WsmanFault::action_not_supported(&req.action));
+        }
+        match req.resource_uri.as_deref() {
+            Some(RESOURCE_CMD) => {}
+            other => return Err(WsmanFault::resource_not_found(other.unwrap_or(""))),
+        }
+        let relates = req.message_id.as_deref();
+        let reply =
+            |action: &str, body: &str| envelope(&format!("{action}Response"), relates, body);
+        match req.action.as_str() {
+            ACTION_CREATE => {
+                let body = self.create(req)?;
+                Ok(reply(ACTION_CREATE, &body))
+            }
+            ACTION_COMMAND => {
+                let body = self.command(req, user)?;
+                Ok(reply(ACTION_COMMAND, &body))
+            }
+            ACTION_RECEIVE => {
+                let body = self.receive(req).await?;
+                Ok(reply(ACTION_RECEIVE, &body))
+            }
+            ACTION_SIGNAL => {
+                self.signal(req)?;
+                Ok(reply(ACTION_SIGNAL, "<rsp:SignalResponse/>"))
+            }
+            _ => {
+                self.delete(req)?;
+                Ok(reply(ACTION_DELETE, ""))
+            }
+        }
+    }
+
+    fn create(&self, req: &WsmanRequest) -> Result<String, WsmanFault> {
+        if self.quota_fault {
+            return Err(WsmanFault::shell_quota_exceeded());
+        }
+        let id = new_id();
+        self.shells.lock().expect("shells poisoned").insert(
+            id.clone(),
+            Shell {
+                commands: HashMap::new(),
+            },
+        );
+        let address = req
+            .to
+            .clone()
+            .filter(|t| !t.is_empty())
+            .unwrap_or_else(|| format!("http://{}:5985/wsman", self.machine));
+        // Windows answers both forms: the WS-Transfer ResourceCreated with the
+        // ShellId selector (pywinrm reads this) and the rsp:Shell (others do).
+        Ok(format!(
+            concat!(
+                "<x:ResourceCreated><a:Address>{addr}</a:Address><a:ReferenceParameters>",
+                "<w:ResourceURI>{uri}</w:ResourceURI><w:SelectorSet>",
+                "<w:Selector Name=\"ShellId\">{id}</w:Selector></w:SelectorSet>",
+                "</a:ReferenceParameters></x:ResourceCreated>",
+                "<rsp:Shell><rsp:ShellId>{id}</rsp:ShellId><rsp:ResourceUri>{uri}</rsp:ResourceUri>",
+                "<rsp:InputStreams>stdin</rsp:InputStreams>",
+                "<rsp:OutputStreams>stdout stderr</rsp:OutputStreams>",
+                "<rsp:IdleTimeOut>PT7200.000S</rsp:IdleTimeOut></rsp:Shell>"
+            ),
+            addr = esc(&address),
+            uri = RESOURCE_CMD,
+            id = id,
+        ))
+    }
+
+    fn shell_id<'r>(&self, req: &'r WsmanRequest) -> Result<&'r str, WsmanFault> {
+        req.shell_id
+            .as_deref()
+            .ok_or_else(|| WsmanFault::shell_not_found(""))
+    }
+
+    fn command(&self, req: &WsmanRequest, user: &str) -> Result<String, WsmanFault> {
+        let shell_id = self.shell_id(req)?;
+        let Body::CommandLine { command, arguments } = &req.body else {
+            return Err(WsmanFault::malformed("Command without rsp:CommandLine."));
+        };
+        let mut shells = self.shells.lock().expect("shells poisoned");
+        let shell = shells
+            .get_mut(shell_id)
+            .ok_or_else(|| WsmanFault::shell_not_found(shell_id))?;
+        let command_line = std::iter::once(command.as_str())
+            .chain(arguments.iter().map(String::as_str))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let entry = self.log.start(user, command_line);
+        let (tx, rx) = watch::channel(None);
+        let iis = self.iis.clone();
+        let log = self.log.clone();
+        let (program, args) = (command.clone(), arguments.clone());
+        // The process runs on its own; Receive only watches for its end.
+        let task = tokio::spawn(async move {
+            let result = iis.execute(&program, &args).await;
+            log.finish(entry, result.exit_code);
+            let _ = tx.send(Some(result));
+        });
+        let id = new_id();
+        shell
+            .commands
+            .insert(id.clone(), Command { result: rx, task });
+        Ok(format!(
+            "<rsp:CommandResponse><rsp:CommandId>{id}</rsp:CommandId></rsp:CommandResponse>"
+        ))
+    }
+
+    async fn receive(&self, req: &WsmanRequest) -> Result<String, WsmanFault> {
+        let shell_id = self.shell_id(req)?;
+        let Body::Receive { command_id } = &req.body else {
+            return Err(WsmanFault::malformed("Receive without rsp:Receive."));
+        };
+        let mut rx = {
+            let shells = self.shells.lock().expect("shells poisoned");
+            let shell = shells
+                .get(shell_id)
+                .ok_or_else(|| WsmanFault::shell_not_found(shell_id))?;
+            let id = command_id.as_deref().unwrap_or("");
+            let cmd = shell
+                .commands
+                .get(id)
+                .ok_or_else(|| WsmanFault::command_not_found(id))?;
+            cmd.result.clone()
+        };
+        let command_id = command_id.clone().unwrap_or_default();
+        let wait = req
+            .operation_timeout
+            .unwrap_or(DEFAULT_OPERATION_TIMEOUT)
+            .min(MAX_OPERATION_TIMEOUT);
+        let result = match tokio::time::timeout(wait, rx.wait_for(Option::is_some)).await {
+            Ok(Ok(r)) => r.clone().expect("waited for Some"),
+            // The process was killed (shell deleted / signalled) meanwhile.
+            Ok(Err(_)) => return Err(WsmanFault::command_not_found(&command_id)),
+            Err(_) => return Err(WsmanFault::operation_timeout()),
+        };
+        Ok(receive_body(&command_id, &result))
+    }
+
+    fn signal(&self, req: &WsmanRequest) -> Result<(), WsmanFault> {
+        let shell_id = self.shell_id(req)?;
+        let Body::Signal { command_id, code } = &req.body else {
+            return Err(WsmanFault::malformed("Signal without rsp:Signal."));
+        };
+        let mut shells = self.shells.lock().expect("shells poisoned");
+        let shell = shells
+            .get_mut(shell_id)
+            .ok_or_else(|| WsmanFault::shell_not_found(shell_id))?;
+        let id = command_id.as_deref().unwrap_or("");
+        if !shell.commands.contains_key(id) {
+            return Err(WsmanFault::command_not_found(id));
+        }
+        if code == SIGNAL_TERMINATE
+            && let Some(cmd) = shell.commands.remove(id)
+        {
+            cmd.task.abort();
+        }
+        // Other signals (ctrl_c, ctrl_break) are acknowledged; appcmd and
+        // iisreset run to completion anyway in the simulation.
+        Ok(())
+    }
+
+    fn delete(&self, req: &WsmanRequest) -> Result<(), WsmanFault> {
+        let shell_id = self.shell_id(req)?;
+        self.shells
+            .lock()
+            .expect("shells poisoned")
+            .remove(shell_id)
+            .map(|_| ())
+            .ok_or_else(|| WsmanFault::shell_not_found(shell_id))
+    }
+}
+
+/// A finished command's ReceiveResponse, in Windows' shape: data streams,
+/// then an empty `End="true"` stream per name, then CommandState Done.
+fn receive_body(command_id: &str, r: &CommandResult) -> String {
+    let id = esc(command_id);
+    let mut out = String::from("<rsp:ReceiveResponse>");
+    for (name, data) in [("stdout", &r.stdout), ("stderr", &r.stderr)] {
+        if !data.is_empty() {
+            out.push_str(&format!(
+                "<rsp:Stream Name=\"{name}\" CommandId=\"{id}\">{}</rsp:Stream>",
+                B64.encode(data.as_bytes())
+            ));
+        }
+    }
+    for name in ["stdout", "stderr"] {
+        out.push_str(&format!(
+            "<rsp:Stream Name=\"{name}\" CommandId=\"{id}\" End=\"true\"></rsp:Stream>"
+        ));
+    }
+    out.push_str(&format!(
+        "<rsp:CommandState CommandId=\"{id}\" State=\"{COMMAND_STATE_DONE}\"><rsp:ExitCode>{}</rsp:ExitCode></rsp:CommandState></rsp:ReceiveResponse>",
+        r.exit_code
+    ));
+    out
+}

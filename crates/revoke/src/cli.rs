@@ -1,0 +1,279 @@
+//! The command line.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use revoke_core::plan::Method;
+use revoke_winrm::{Auth, Scheme};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "revoke",
+    version,
+    about = "Close the window in which a disabled or reset account keeps reading mail through Exchange",
+    long_about = "When an account is disabled or its password reset, Exchange's IIS keeps the \
+                  user's logon token cached, so phones and Outlook keep working for hours. \
+                  revoke flushes those caches on every Exchange server at once, over WinRM."
+)]
+pub struct Cli {
+    /// More detail on stderr (-v: debug, -vv: trace). Passwords are never logged.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Disable accounts in AD, wait until every DC has it, then flush every Exchange server.
+    Disable(DisableArgs),
+    /// Reset a password in AD (twice, so the old one dies), wait for every DC, then flush.
+    Reset(ResetArgs),
+    /// List the Exchange servers found in AD (--check: probe WinRM on each).
+    Servers(ServersArgs),
+    /// Recycle the Exchange application pools (or iisreset) on every server.
+    Flush(FlushArgs),
+    /// Run a simulated Exchange estate on loopback until Ctrl-C.
+    #[cfg(feature = "lab")]
+    Lab(LabArgs),
+    /// Start an in-process lab and flush it: see what revoke does in seconds.
+    #[cfg(feature = "lab")]
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Human,
+    Json,
+}
+
+/// Where the directory is and how revoke treats it (override `[directory]`).
+#[derive(Debug, Args, Default)]
+pub struct DirectoryArgs {
+    /// A domain controller to start from: ldaps://HOST[:PORT], or ldap://HOST[:PORT] with --starttls.
+    #[arg(long, value_name = "URL")]
+    pub directory: Option<String>,
+    /// Upgrade an ldap:// connection with StartTLS before binding.
+    #[arg(long)]
+    pub starttls: bool,
+    /// CA certificate(s) in PEM that sign the domain controllers' certificates.
+    #[arg(long, value_name = "FILE")]
+    pub directory_ca_file: Option<PathBuf>,
+    /// The operator's account for the LDAP bind (UPN) [default: [directory] bind_user].
+    #[arg(long, value_name = "UPN")]
+    pub bind_user: Option<String>,
+}
+
+/// How the account change is made and confirmed.
+#[derive(Debug, Args)]
+pub struct ChangeArgs {
+    #[command(flatten)]
+    pub directory: DirectoryArgs,
+    /// Give up waiting for the domain controllers after this many seconds [default: 60].
+    #[arg(long, value_name = "SECS")]
+    pub replication_timeout: Option<u64>,
+    /// Do not wait until every domain controller has the change before flushing.
+    #[arg(long)]
+    pub no_wait_replication: bool,
+    /// Allow accounts with adminCount=1 or in privileged groups.
+    #[arg(long)]
+    pub allow_privileged: bool,
+    /// Do not ask for confirmation (needed when there is no terminal to ask on).
+    #[arg(long, short)]
+    pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DisableArgs {
+    /// The accounts: sAMAccountName, DOMAIN\name, UPN, mail address or DN.
+    #[arg(required = true, value_name = "USER")]
+    pub users: Vec<String>,
+    #[command(flatten)]
+    pub change: ChangeArgs,
+    #[command(flatten)]
+    pub flush: FlushArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ResetArgs {
+    /// The account: sAMAccountName, DOMAIN\name, UPN, mail address or DN.
+    #[arg(value_name = "USER")]
+    pub account: String,
+    /// Generate the new password (the default): 28 characters from the OS's CSPRNG.
+    #[arg(long, conflicts_with = "new_password_stdin")]
+    pub generate: bool,
+    /// Read the new password from stdin (after the operator's, if --password-stdin is given too).
+    #[arg(long)]
+    pub new_password_stdin: bool,
+    /// The user must change the password at next logon (pwdLastSet = 0).
+    #[arg(long)]
+    pub must_change: bool,
+    /// Write the new password to this file (created, mode 0600; must not exist).
+    #[arg(long, value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub change: ChangeArgs,
+    #[command(flatten)]
+    pub flush: FlushArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ServersArgs {
+    /// Connect to each server over WinRM and authenticate (runs `hostname`).
+    #[arg(long)]
+    pub check: bool,
+    #[command(flatten)]
+    pub directory: DirectoryArgs,
+    #[command(flatten)]
+    pub flush: FlushArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct FlushArgs {
+    /// Servers to flush (overrides the config file): HOST, HOST:PORT, comma-separated.
+    #[arg(long, value_name = "HOST[,HOST...]")]
+    pub servers: Option<Vec<String>>,
+    /// Config file [default: $REVOKE_CONFIG, else <config dir>/revoke/revoke.toml].
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// recycle: the listed application pools (no outage); iisreset: restart IIS, in waves.
+    #[arg(long, value_parser = method())]
+    pub method: Option<Method>,
+    /// Application pool to recycle (repeatable) [default: the Exchange pools].
+    #[arg(long = "pool", value_name = "NAME")]
+    pub pools: Vec<String>,
+    /// Servers handled at the same time [default: 32].
+    #[arg(long, value_name = "N")]
+    pub parallel: Option<usize>,
+    /// Give up on a server after this many seconds [default: 120].
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<u64>,
+    /// iisreset: how many servers may be restarting at once [default: 1].
+    #[arg(long, value_name = "N")]
+    pub max_unavailable: Option<usize>,
+    /// Wait this long for the old worker processes to exit after a recycle [default: 90].
+    #[arg(long, value_name = "SECS")]
+    pub drain_timeout: Option<u64>,
+    /// Connect and look, change nothing: show what would be run where.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[arg(long, value_enum, default_value = "human")]
+    pub output: OutputFormat,
+    /// No progress display.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// WinRM user (DOMAIN\user or user@domain) [default: [winrm] user].
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
+    /// Read the password from the first line of stdin (else $REVOKE_PASSWORD, else a prompt).
+    #[arg(long)]
+    pub password_stdin: bool,
+    #[arg(long, value_parser = scheme())]
+    pub scheme: Option<Scheme>,
+    #[arg(long, value_name = "PORT")]
+    pub port: Option<u16>,
+    #[arg(long, value_parser = auth())]
+    pub auth: Option<Auth>,
+    /// CA certificate(s) in PEM that sign the servers' HTTPS certificates.
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+}
+
+/// A parser for an enum of another crate that names its own values, so each
+/// name is spelled once, where the enum is defined.
+fn named<T: Copy + Send + Sync + 'static>(
+    all: &'static [T],
+    name: fn(T) -> &'static str,
+) -> impl TypedValueParser<Value = T> {
+    PossibleValuesParser::new(all.iter().map(|v| name(*v))).map(move |chosen| {
+        *all.iter()
+            .find(|v| name(**v) == chosen)
+            .expect("clap only passes a listed value")
+    })
+}
+
+fn method() -> impl TypedValueParser<Value = Method> {
+    named(&Method::ALL, Method::name)
+}
+
+fn scheme() -> impl TypedValueParser<Value = Scheme> {
+    named(&Scheme::ALL, Scheme::name)
+}
+
+fn auth() -> impl TypedValueParser<Value = Auth> {
+    named(&Auth::ALL, Auth::name)
+}
+
+#[cfg(feature = "lab")]
+fn lab_transport() -> impl TypedValueParser<Value = revoke_lab::LabTransport> {
+    use revoke_lab::LabTransport;
+    named(&LabTransport::ALL, LabTransport::name)
+}
+
+#[cfg(feature = "lab")]
+#[derive(Debug, Args)]
+pub struct LabArgs {
+    /// Number of simulated Exchange servers [default: 8].
+    #[arg(long)]
+    pub servers: Option<usize>,
+    /// Address to listen on (loopback only is sensible) [default: 127.0.0.1].
+    #[arg(long)]
+    pub listen: Option<IpAddr>,
+    /// First port (server i listens on P+2i for HTTP, P+2i+1 for HTTPS) [default: any free].
+    #[arg(long, value_name = "P")]
+    pub base_port: Option<u16>,
+    /// Write a revoke.toml pointing at the lab (and lab-ca.pem beside it).
+    #[arg(long, value_name = "FILE")]
+    pub write_config: Option<PathBuf>,
+    /// Which listener the written config uses: http (NTLM, sealed; Windows' default), https-basic, https-negotiate.
+    #[arg(long, value_parser = lab_transport(), default_value = "http")]
+    pub transport: revoke_lab::LabTransport,
+    /// Lab settings and faults (see docs/lab.md).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Account the lab accepts [default: revoke-admin].
+    #[arg(long)]
+    pub admin_user: Option<String>,
+    /// Its password [default: the documented lab password]. A lab secret, not a real one.
+    #[arg(long)]
+    pub admin_password: Option<String>,
+    /// Added to every HTTP response, in milliseconds.
+    #[arg(long)]
+    pub latency_ms: Option<u64>,
+    /// How long each app pool recycle takes, in milliseconds.
+    #[arg(long)]
+    pub recycle_ms: Option<u64>,
+    /// Serve Exchange's client endpoints (EWS, ActiveSync, OWA, MAPI, RPC),
+    /// validating Basic logons with LDAP binds against this directory
+    /// (ldaps://HOST, or ldap://HOST with StartTLS). Repeat for more DCs.
+    #[arg(long, value_name = "URL", requires = "directory_ca")]
+    pub directory: Vec<String>,
+    /// PEM file of the CA that signed the directory's certificates.
+    #[arg(long, value_name = "FILE", requires = "directory")]
+    pub directory_ca: Option<PathBuf>,
+}
+
+#[cfg(feature = "lab")]
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Number of simulated Exchange servers.
+    #[arg(long, default_value_t = 8)]
+    pub servers: usize,
+    #[arg(long, value_enum, default_value = "human")]
+    pub output: OutputFormat,
+    /// No progress display.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
+}

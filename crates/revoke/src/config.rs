@@ -1,0 +1,745 @@
+//! `revoke.toml` and the flags that override it, resolved into a [`FlushPlan`].
+//! Every key is documented in docs/configuration.md.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use thiserror::Error;
+
+use crate::cli::{ChangeArgs, DirectoryArgs, FlushArgs};
+use revoke_core::directory::change::Change;
+use revoke_core::directory::{DirectoryError, DirectorySettings};
+use revoke_core::f5::{self, F5Device, F5Settings};
+use revoke_core::iis::{ExchangeVersion, PoolName};
+use revoke_core::plan::{FlushPlan, Method, PoolSelection, Target};
+use revoke_core::revocation::RevocationPlan;
+use revoke_winrm::{Auth, ClientSettings, Password, Scheme};
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+fn invalid(message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid(message.into())
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    #[serde(default)]
+    pub servers: Vec<ServerEntry>,
+    #[serde(default)]
+    pub winrm: WinrmSection,
+    #[serde(default)]
+    pub flush: FlushSection,
+    #[serde(default)]
+    pub directory: DirectorySection,
+    /// F5 BIG-IP APM devices whose sessions `disable` / `reset` kill.
+    pub f5: Option<F5Section>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct F5Section {
+    /// `"host"` or `"host:port"` (port 443 by default).
+    #[serde(default)]
+    pub devices: Vec<String>,
+    pub user: Option<String>,
+    pub ca_file: Option<PathBuf>,
+    pub accept_invalid_certs: Option<bool>,
+    /// Seconds, per HTTP request.
+    pub timeout: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirectorySection {
+    /// ldaps://HOST[:PORT], or ldap://HOST[:PORT] with starttls.
+    pub url: Option<String>,
+    pub starttls: Option<bool>,
+    pub ca_file: Option<PathBuf>,
+    pub bind_user: Option<String>,
+    /// Plain LDAP, no TLS: the password crosses the network in clear text.
+    pub insecure_plain_ldap: Option<bool>,
+    /// Writable DCs to check after a change (host names) [default: from AD].
+    pub domain_controllers: Option<Vec<String>>,
+    /// Seconds to wait for every DC to have the change.
+    pub replication_timeout: Option<u64>,
+    /// Seconds for connecting and for each LDAP operation.
+    pub operation_timeout: Option<u64>,
+}
+
+/// `"host"`, `"host:port"`, or `{ host = "...", port = 5985, version = "14.3" }`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum ServerEntry {
+    Address(String),
+    Detailed {
+        host: String,
+        port: Option<u16>,
+        version: Option<String>,
+    },
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WinrmSection {
+    pub scheme: Option<Scheme>,
+    pub port: Option<u16>,
+    pub auth: Option<Auth>,
+    pub user: Option<String>,
+    pub ca_file: Option<PathBuf>,
+    pub accept_invalid_certs: Option<bool>,
+    /// Seconds.
+    pub connect_timeout: Option<u64>,
+    /// Seconds a single Receive may wait for output (WS-Management OperationTimeout).
+    pub operation_timeout: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlushSection {
+    pub method: Option<Method>,
+    pub pools: Option<Vec<String>>,
+    pub parallel: Option<usize>,
+    /// Seconds, per server.
+    pub timeout: Option<u64>,
+    pub max_unavailable: Option<usize>,
+    pub retries: Option<u32>,
+    /// Seconds to wait for the old worker processes to exit after a recycle.
+    pub drain_timeout: Option<u64>,
+}
+
+pub const DEFAULT_PARALLEL: usize = 32;
+pub const DEFAULT_TIMEOUT_SECS: u64 = 120;
+pub const DEFAULT_RETRIES: u32 = 2;
+/// IIS's default shutdownTimeLimit: an old worker drains at most this long.
+pub const DEFAULT_DRAIN_TIMEOUT_SECS: u64 = 90;
+pub const DEFAULT_REPLICATION_TIMEOUT_SECS: u64 = 60;
+const DEFAULT_LDAP_TIMEOUT_SECS: u64 = 15;
+const DEFAULT_CONNECT_TIMEOUT_SECS: u64 = 10;
+const DEFAULT_OPERATION_TIMEOUT_SECS: u64 = 20;
+
+/// Where the config file is: `--config`, else `$REVOKE_CONFIG`, else the
+/// platform config directory. `required` is false only for the last one.
+pub fn locate(flag: Option<&Path>) -> Option<(PathBuf, bool)> {
+    if let Some(path) = flag {
+        return Some((path.to_path_buf(), true));
+    }
+    if let Some(path) = std::env::var_os("REVOKE_CONFIG").filter(|p| !p.is_empty()) {
+        return Some((PathBuf::from(path), true));
+    }
+    dirs::config_dir().map(|dir| (dir.join("revoke").join("revoke.toml"), false))
+}
+
+/// Read the config file, if there is one to read.
+pub fn load(flag: Option<&Path>) -> Result<Option<(PathBuf, ConfigFile)>, ConfigError> {
+    let Some((path, required)) = locate(flag) else {
+        return Ok(None);
+    };
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(ConfigError::Read { path, source }),
+    };
+    let file = parse(&text).map_err(|message| ConfigError::Parse {
+        path: path.clone(),
+        message,
+    })?;
+    Ok(Some((path, file)))
+}
+
+pub fn parse(text: &str) -> Result<ConfigFile, String> {
+    toml::from_str(text).map_err(|e| e.to_string().trim().to_string())
+}
+
+/// Flags over file over defaults. The password is filled in later, once
+/// everything else is known to be valid.
+/// `targets` comes out empty only if `discoverable` (a directory is
+/// configured): the caller then finds the servers in AD.
+pub fn flush_plan(
+    args: &FlushArgs,
+    loaded: &Loaded,
+    discoverable: bool,
+) -> Result<FlushPlan, ConfigError> {
+    let (base_dir, file) = (&loaded.dir, &loaded.file);
+    let winrm = &file.winrm;
+    let scheme = args.scheme.or(winrm.scheme).unwrap_or(Scheme::Http);
+    let default_port = args.port.or(winrm.port).unwrap_or(scheme.default_port());
+
+    let targets = match &args.servers {
+        Some(list) => list
+            .iter()
+            .flat_map(|s| s.split(','))
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| parse_address(s, default_port, None))
+            .collect::<Result<Vec<_>, _>>()?,
+        None => file
+            .servers
+            .iter()
+            .map(|entry| match entry {
+                ServerEntry::Address(a) => parse_address(a, default_port, None),
+                ServerEntry::Detailed {
+                    host,
+                    port,
+                    version,
+                } => {
+                    let version = version
+                        .as_deref()
+                        .map(|v| {
+                            ExchangeVersion::parse(v).ok_or_else(|| {
+                                invalid(format!(
+                                    "server {host}: version {v:?} is not an Exchange version (e.g. \"15.1\" or \"14.3\")"
+                                ))
+                            })
+                        })
+                        .transpose()?;
+                    let address = match port {
+                        // An IPv6 host needs brackets, or its port reads as
+                        // part of the address ("::1:5985" is an address).
+                        Some(p) if host.contains(':') && !host.starts_with('[') => {
+                            format!("[{host}]:{p}")
+                        }
+                        Some(p) => format!("{host}:{p}"),
+                        None => host.clone(),
+                    };
+                    parse_address(&address, default_port, version)
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+    };
+    if targets.is_empty() && !discoverable {
+        return Err(no_servers());
+    }
+    let targets = dedupe(targets);
+
+    let pools = if !args.pools.is_empty() {
+        PoolSelection::Listed(parse_pools(&args.pools)?)
+    } else if let Some(pools) = &file.flush.pools {
+        PoolSelection::Listed(parse_pools(pools)?)
+    } else {
+        PoolSelection::ExchangeDefaults
+    };
+
+    let flush = &file.flush;
+    let parallel = args.parallel.or(flush.parallel).unwrap_or(DEFAULT_PARALLEL);
+    if parallel == 0 {
+        return Err(invalid("--parallel must be at least 1"));
+    }
+    let timeout = args
+        .timeout
+        .or(flush.timeout)
+        .unwrap_or(DEFAULT_TIMEOUT_SECS);
+    if timeout == 0 {
+        return Err(invalid("--timeout must be at least 1 second"));
+    }
+    let max_unavailable = args.max_unavailable.or(flush.max_unavailable).unwrap_or(1);
+    if max_unavailable == 0 {
+        return Err(invalid("--max-unavailable must be at least 1"));
+    }
+
+    let user = args
+        .user
+        .clone()
+        .or_else(|| winrm.user.clone())
+        .filter(|u| !u.trim().is_empty())
+        .ok_or_else(|| {
+            invalid("no WinRM user: give --user DOMAIN\\user or set user in the [winrm] section of the config file")
+        })?;
+    let ca_file = args
+        .ca_file
+        .clone()
+        .or_else(|| winrm.ca_file.as_ref().map(|p| relative_to(base_dir, p)));
+    let connection = ClientSettings {
+        scheme,
+        auth: args.auth.or(winrm.auth).unwrap_or(Auth::Negotiate),
+        user,
+        password: Password::new(String::new()),
+        ca_file,
+        accept_invalid_certs: winrm.accept_invalid_certs.unwrap_or(false),
+        connect_timeout: Duration::from_secs(
+            winrm
+                .connect_timeout
+                .unwrap_or(DEFAULT_CONNECT_TIMEOUT_SECS)
+                .max(1),
+        ),
+        operation_timeout: Duration::from_secs(
+            winrm
+                .operation_timeout
+                .unwrap_or(DEFAULT_OPERATION_TIMEOUT_SECS)
+                .max(1),
+        ),
+    };
+    connection.validate().map_err(|e| {
+        invalid(
+            e.to_string()
+                .trim_start_matches("invalid settings: ")
+                .to_string(),
+        )
+    })?;
+
+    Ok(FlushPlan {
+        targets,
+        default_port,
+        method: args.method.or(flush.method).unwrap_or(Method::Recycle),
+        pools,
+        parallel,
+        timeout: Duration::from_secs(timeout),
+        max_unavailable,
+        retries: flush.retries.unwrap_or(DEFAULT_RETRIES),
+        drain_timeout: Duration::from_secs(
+            args.drain_timeout
+                .or(flush.drain_timeout)
+                .unwrap_or(DEFAULT_DRAIN_TIMEOUT_SECS),
+        ),
+        dry_run: args.dry_run,
+        connection,
+    })
+}
+
+/// A config file as loaded, or the empty one.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    /// The file's directory: relative paths in it are relative to it.
+    pub dir: Option<PathBuf>,
+    pub file: ConfigFile,
+}
+
+impl Loaded {
+    pub fn from(loaded: Option<(PathBuf, ConfigFile)>) -> Self {
+        match loaded {
+            Some((path, file)) => Loaded {
+                dir: path.parent().map(Path::to_path_buf),
+                file,
+            },
+            None => Loaded::default(),
+        }
+    }
+}
+
+/// Relative to the config file, not to wherever revoke was started.
+fn relative_to(base_dir: &Option<PathBuf>, path: &Path) -> PathBuf {
+    match base_dir {
+        Some(dir) if path.is_relative() => dir.join(path),
+        _ => path.to_path_buf(),
+    }
+}
+
+/// The error for a run that has no server to flush and no way to find one.
+pub fn no_servers() -> ConfigError {
+    invalid(
+        "no servers to flush: give --servers HOST[,HOST...], list them in the config file \
+         (servers = [\"ex01.corp.example.com\"]), or configure [directory] so revoke finds them in AD",
+    )
+}
+
+/// The directory settings, if a directory is configured (flag or file).
+/// The password is filled in later.
+pub fn directory_settings(
+    args: &DirectoryArgs,
+    loaded: &Loaded,
+) -> Result<Option<DirectorySettings>, ConfigError> {
+    let section = &loaded.file.directory;
+    let Some(url) = args.directory.clone().or_else(|| section.url.clone()) else {
+        return Ok(None);
+    };
+    let starttls = args.starttls || section.starttls.unwrap_or(false);
+    let plain = section.insecure_plain_ldap.unwrap_or(false);
+    let (host, port, security) =
+        DirectorySettings::parse_url(&url, starttls, plain).map_err(|e| match e {
+            DirectoryError::Settings(m) => invalid(m),
+            other => invalid(other.to_string()),
+        })?;
+    let bind_user = args
+        .bind_user
+        .clone()
+        .or_else(|| section.bind_user.clone())
+        .filter(|u| !u.trim().is_empty())
+        .ok_or_else(|| {
+            invalid("no directory bind user: give --bind-user user@corp.example.com or set bind_user in [directory]")
+        })?;
+    let domain_controllers = match &section.domain_controllers {
+        Some(list)
+            if list
+                .iter()
+                .any(|h| h.trim().is_empty() || h.contains(['/', ' '])) =>
+        {
+            return Err(invalid(
+                "[directory] domain_controllers must be host names, e.g. [\"dc1.corp.example.com\"]",
+            ));
+        }
+        Some(list) if list.is_empty() => None,
+        other => other.clone(),
+    };
+    Ok(Some(DirectorySettings {
+        host,
+        port,
+        security,
+        ca_file: args.directory_ca_file.clone().or_else(|| {
+            section
+                .ca_file
+                .as_ref()
+                .map(|p| relative_to(&loaded.dir, p))
+        }),
+        bind_user,
+        password: Password::new(String::new()),
+        domain_controllers,
+        operation_timeout: Duration::from_secs(
+            section
+                .operation_timeout
+                .unwrap_or(DEFAULT_LDAP_TIMEOUT_SECS)
+                .max(1),
+        ),
+    }))
+}
+
+/// A `disable` / `reset` run: the directory is required; servers may be
+/// left to discovery. Passwords are filled in later.
+pub fn revocation_plan(
+    change: Change,
+    users: Vec<String>,
+    change_args: &ChangeArgs,
+    flush_args: &FlushArgs,
+    loaded: &Loaded,
+) -> Result<RevocationPlan, ConfigError> {
+    let directory = directory_settings(&change_args.directory, loaded)?.ok_or_else(|| {
+        invalid(
+            "no directory to change the account in: give --directory ldaps://dc1.corp.example.com \
+             or set url in the [directory] section of the config file",
+        )
+    })?;
+    let replication_timeout = if change_args.no_wait_replication {
+        None
+    } else {
+        Some(replication_timeout(
+            change_args.replication_timeout,
+            loaded,
+        )?)
+    };
+    Ok(RevocationPlan {
+        change,
+        users,
+        directory,
+        replication_timeout,
+        allow_privileged: change_args.allow_privileged,
+        flush: flush_plan(flush_args, loaded, true)?,
+        f5: f5_settings(loaded)?,
+    })
+}
+
+/// The `[f5]` section, if there is one. The password is filled in later.
+pub fn f5_settings(loaded: &Loaded) -> Result<Option<F5Settings>, ConfigError> {
+    let Some(section) = &loaded.file.f5 else {
+        return Ok(None);
+    };
+    let mut devices: Vec<F5Device> = Vec::new();
+    for text in &section.devices {
+        let target = parse_address(text, f5::DEFAULT_PORT, None)
+            .map_err(|e| invalid(format!("[f5] devices: {e}")))?;
+        let duplicate = devices
+            .iter()
+            .any(|d| d.host.eq_ignore_ascii_case(&target.host) && d.port == target.port);
+        if !duplicate {
+            devices.push(F5Device {
+                host: target.host,
+                port: target.port,
+                label: target.label,
+            });
+        }
+    }
+    if devices.is_empty() {
+        return Err(invalid(
+            "[f5] lists no devices: devices = [\"bigip1.corp.example.com\"], or remove the section",
+        ));
+    }
+    let user = section
+        .user
+        .clone()
+        .filter(|u| !u.trim().is_empty())
+        .ok_or_else(|| invalid("no F5 user: set user in the [f5] section of the config file"))?;
+    let timeout = section.timeout.unwrap_or(f5::DEFAULT_TIMEOUT_SECS);
+    if timeout == 0 {
+        return Err(invalid("[f5] timeout must be at least 1 second"));
+    }
+    Ok(Some(F5Settings {
+        devices,
+        user,
+        password: Password::new(String::new()),
+        ca_file: section
+            .ca_file
+            .as_ref()
+            .map(|p| relative_to(&loaded.dir, p)),
+        accept_invalid_certs: section.accept_invalid_certs.unwrap_or(false),
+        timeout: Duration::from_secs(timeout),
+    }))
+}
+
+/// `--replication-timeout` over `[directory] replication_timeout` over 60 s.
+pub fn replication_timeout(flag: Option<u64>, loaded: &Loaded) -> Result<Duration, ConfigError> {
+    let secs = flag
+        .or(loaded.file.directory.replication_timeout)
+        .unwrap_or(DEFAULT_REPLICATION_TIMEOUT_SECS);
+    if secs == 0 {
+        return Err(invalid(
+            "--replication-timeout must be at least 1 second (use --no-wait-replication to skip the wait)",
+        ));
+    }
+    Ok(Duration::from_secs(secs))
+}
+
+fn parse_pools(names: &[String]) -> Result<Vec<PoolName>, ConfigError> {
+    let mut pools = Vec::new();
+    for name in names {
+        let pool = PoolName::parse(name).map_err(|e| invalid(format!("{e}; nothing was sent")))?;
+        // IIS pool names are case-insensitive: one pool, however spelled.
+        if !pools
+            .iter()
+            .any(|p: &PoolName| p.as_str().eq_ignore_ascii_case(pool.as_str()))
+        {
+            pools.push(pool);
+        }
+    }
+    Ok(pools)
+}
+
+/// `host`, `host:port`, `[v6]:port` or a bare IPv6 address.
+fn parse_address(
+    text: &str,
+    default_port: u16,
+    version: Option<ExchangeVersion>,
+) -> Result<Target, ConfigError> {
+    let text = text.trim();
+    let (host, port) = if let Some(rest) = text.strip_prefix('[') {
+        let (host, after) = rest
+            .split_once(']')
+            .ok_or_else(|| invalid(format!("server {text:?}: missing ']'")))?;
+        let port = match after.strip_prefix(':') {
+            Some(p) => Some(p),
+            None if after.is_empty() => None,
+            None => return Err(invalid(format!("server {text:?}: unexpected {after:?}"))),
+        };
+        (host.to_string(), port)
+    } else if text.matches(':').count() > 1 {
+        (text.to_string(), None)
+    } else {
+        match text.split_once(':') {
+            Some((h, p)) => (h.to_string(), Some(p)),
+            None => (text.to_string(), None),
+        }
+    };
+    let port = match port {
+        Some(p) => p.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| {
+            invalid(format!(
+                "server {text:?}: port {p:?} is not a number from 1 to 65535"
+            ))
+        })?,
+        None => default_port,
+    };
+    let is_ip = host.parse::<std::net::IpAddr>().is_ok();
+    let valid_name = !host.is_empty()
+        && host.len() <= 253
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_')
+        && !host.starts_with(['-', '.']);
+    if !is_ip && !valid_name {
+        return Err(invalid(format!(
+            "server {text:?} is not a host name or IP address (letters, digits, '.', '-', '_')"
+        )));
+    }
+    let label = if port == default_port {
+        host.clone()
+    } else if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    Ok(Target {
+        host,
+        port,
+        version,
+        label,
+    })
+}
+
+/// The same server listed twice would be flushed twice at once.
+fn dedupe(targets: Vec<Target>) -> Vec<Target> {
+    let mut out: Vec<Target> = Vec::with_capacity(targets.len());
+    for target in targets {
+        let duplicate = out
+            .iter()
+            .any(|t| t.host.eq_ignore_ascii_case(&target.host) && t.port == target.port);
+        if duplicate {
+            tracing::warn!(
+                "server {} is listed more than once; flushing it once",
+                target.label
+            );
+        } else {
+            out.push(target);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_parse_with_default_and_explicit_ports() {
+        let t = parse_address("ex01.corp.example.com", 5985, None).unwrap();
+        assert_eq!(
+            (t.host.as_str(), t.port, t.label.as_str()),
+            ("ex01.corp.example.com", 5985, "ex01.corp.example.com")
+        );
+        let t = parse_address("127.0.0.1:40001", 5985, None).unwrap();
+        assert_eq!((t.port, t.label.as_str()), (40001, "127.0.0.1:40001"));
+        let t = parse_address("[::1]:5986", 5985, None).unwrap();
+        assert_eq!((t.host.as_str(), t.port), ("::1", 5986));
+        assert!(parse_address("ex01:0", 5985, None).is_err());
+        assert!(parse_address("ex01:http", 5985, None).is_err());
+        assert!(parse_address("ex 01", 5985, None).is_err());
+        assert!(parse_address("ex01;rm", 5985, None).is_err());
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let err = parse("[winrm]\nschema = \"http\"\n").unwrap_err();
+        assert!(err.contains("schema"), "{err}");
+        let ok = parse(
+            "servers = [\"a\", { host = \"b\", port = 5986, version = \"14.3\" }]\n[winrm]\nscheme = \"https\"\nauth = \"basic\"\n[flush]\nmethod = \"iisreset\"\n",
+        )
+        .unwrap();
+        assert_eq!(ok.servers.len(), 2);
+        assert_eq!(ok.flush.method, Some(Method::Iisreset));
+    }
+
+    #[test]
+    fn example_config_parses_and_plans() {
+        let file =
+            parse(include_str!("../../../examples/revoke.toml")).expect("examples/revoke.toml");
+        assert_eq!(file.servers.len(), 3);
+        assert_eq!(file.winrm.user.as_deref(), Some("CORP\\svc-revoke"));
+        let args = <crate::cli::Cli as clap::Parser>::try_parse_from(["revoke", "flush"]).unwrap();
+        let crate::cli::Command::Flush(args) = args.command else {
+            unreachable!()
+        };
+        let loaded = Loaded::from(Some((PathBuf::from("/etc/revoke/revoke.toml"), file)));
+        let plan = flush_plan(&args, &loaded, false).unwrap();
+        let directory = directory_settings(&DirectoryArgs::default(), &loaded)
+            .unwrap()
+            .expect("[directory] is configured");
+        assert_eq!(
+            (directory.host.as_str(), directory.port),
+            ("dc1.corp.example.com", 636)
+        );
+        assert_eq!(directory.bind_user, "svc-revoke@corp.example.com");
+        assert_eq!(
+            replication_timeout(None, &loaded).unwrap(),
+            Duration::from_secs(60)
+        );
+        assert_eq!(plan.targets[1].port, 5986);
+        let f5 = f5_settings(&loaded).unwrap().expect("[f5] is configured");
+        let devices: Vec<(&str, u16, &str)> = f5
+            .devices
+            .iter()
+            .map(|d| (d.host.as_str(), d.port, d.label.as_str()))
+            .collect();
+        assert_eq!(
+            devices,
+            [
+                ("bigip1.corp.example.com", 443, "bigip1.corp.example.com"),
+                ("10.0.0.5", 8443, "10.0.0.5:8443")
+            ]
+        );
+        assert_eq!(f5.user, "svc-revoke");
+        assert_eq!(
+            f5.ca_file.as_deref(),
+            Some(Path::new("/etc/revoke/f5-ca.pem"))
+        );
+        assert!(!f5.accept_invalid_certs);
+        assert_eq!(f5.timeout, Duration::from_secs(30));
+        // Exchange 2010 gets DefaultAppPool as well.
+        let legacy = plan.pools_for(&plan.targets[2]);
+        assert!(legacy.iter().any(|p| p.as_str() == "DefaultAppPool"));
+        assert!(
+            !plan
+                .pools_for(&plan.targets[0])
+                .iter()
+                .any(|p| p.as_str() == "DefaultAppPool")
+        );
+    }
+
+    #[test]
+    fn f5_section_is_checked() {
+        let loaded = |text: &str| {
+            Loaded::from(Some((
+                PathBuf::from("/r/revoke.toml"),
+                parse(text).unwrap(),
+            )))
+        };
+        assert!(f5_settings(&Loaded::default()).unwrap().is_none());
+        let err = f5_settings(&loaded("[f5]\nuser = \"a\"\n")).unwrap_err();
+        assert!(err.to_string().contains("no devices"), "{err}");
+        let err = f5_settings(&loaded("[f5]\ndevices = [\"b1\"]\n")).unwrap_err();
+        assert!(err.to_string().contains("no F5 user"), "{err}");
+        let err = f5_settings(&loaded("[f5]\ndevices = [\"b 1\"]\nuser = \"a\"\n")).unwrap_err();
+        assert!(err.to_string().starts_with("[f5] devices"), "{err}");
+        let err = f5_settings(&loaded(
+            "[f5]\ndevices = [\"b1\"]\nuser = \"a\"\ntimeout = 0\n",
+        ))
+        .unwrap_err();
+        assert!(err.to_string().contains("timeout"), "{err}");
+        assert!(parse("[f5]\ndevice = [\"b1\"]\n").is_err());
+        let f5 = f5_settings(&loaded(
+            "[f5]\ndevices = [\"B1\", \"b1:443\", \"[::1]:8443\"]\nuser = \"a\"\nca_file = \"/abs/ca.pem\"\naccept_invalid_certs = true\ntimeout = 5\n",
+        ))
+        .unwrap()
+        .unwrap();
+        assert_eq!(f5.devices.len(), 2, "{:?}", f5.devices);
+        assert_eq!(f5.devices[1].label, "[::1]:8443");
+        assert_eq!(f5.ca_file.as_deref(), Some(Path::new("/abs/ca.pem")));
+        assert!(f5.accept_invalid_certs);
+        assert_eq!(f5.timeout, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn ipv6_host_with_a_port_keeps_both() {
+        let file = parse(
+            "servers = [{ host = \"::1\", port = 5985 }, { host = \"[fe80::1]\", port = 5986 }]\n\
+             [winrm]\nuser = 'LAB\\x'\n",
+        )
+        .unwrap();
+        let cli = <crate::cli::Cli as clap::Parser>::try_parse_from(["revoke", "flush"]).unwrap();
+        let crate::cli::Command::Flush(args) = cli.command else {
+            unreachable!()
+        };
+        let loaded = Loaded::from(Some((PathBuf::from("/r.toml"), file)));
+        let plan = flush_plan(&args, &loaded, false).unwrap();
+        let got: Vec<(&str, u16)> = plan
+            .targets
+            .iter()
+            .map(|t| (t.host.as_str(), t.port))
+            .collect();
+        assert_eq!(got, [("::1", 5985), ("fe80::1", 5986)]);
+    }
+
+    #[test]
+    fn duplicates_are_flushed_once() {
+        let a = parse_address("EX01", 5985, None).unwrap();
+        let b = parse_address("ex01", 5985, None).unwrap();
+        let c = parse_address("ex01:5986", 5985, None).unwrap();
+        assert_eq!(dedupe(vec![a, b, c]).len(), 2);
+    }
+}
