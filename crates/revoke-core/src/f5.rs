@@ -1,5 +1,5 @@
 //! F5 BIG-IP APM: kill a user's access sessions over iControl REST
-//! (DOMAIN-NOTES §6). A session on the BIG-IP outlives the account's change
+//! (docs/windows-behaviour.md §6). A session on the BIG-IP outlives the account's change
 //! in AD (up to the access profile's maximum session timeout, 7 days by
 //! default), so `disable` / `reset` end them on every configured device.
 //!

@@ -1,4 +1,4 @@
-//! The IIS commands an Exchange server understands (DOMAIN-NOTES §5), built
+//! The IIS commands an Exchange server understands (docs/windows-behaviour.md §5), built
 //! from validated input only, and the parsers for what they print.
 //!
 //! Every parser here reads untrusted text from a remote machine: it accepts

@@ -46,7 +46,7 @@ pub struct Target {
 /// Which pools to recycle.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PoolSelection {
-    /// The Exchange pools for each server's version (DOMAIN-NOTES §1).
+    /// The Exchange pools for each server's version (docs/windows-behaviour.md §1.4).
     ExchangeDefaults,
     /// Exactly these, on every server.
     Listed(Vec<PoolName>),

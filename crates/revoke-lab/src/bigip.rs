@@ -1,5 +1,5 @@
 //! A lab F5 BIG-IP: the three iControl REST endpoints `revoke` uses
-//! (DOMAIN-NOTES §6), over HTTPS on loopback with a certificate from the lab
+//! (docs/windows-behaviour.md §6.1-§6.3), over HTTPS on loopback with a certificate from the lab
 //! CA, answering with a BIG-IP's shapes:
 //!
 //! - `POST /mgmt/shared/authn/login` `{"username","password","loginProviderName"}`
@@ -29,7 +29,7 @@
 //! through as APM's SSO would, and the directory is not asked again: the
 //! session lives until its inactivity timeout (900 s, slid by every
 //! request) or its maximum lifetime (7 days), or until it is deleted over
-//! REST — the APM half of the stale-credential bug (DOMAIN-NOTES §1, §6).
+//! REST — the APM half of the stale-credential bug (docs/windows-behaviour.md §1.6, §6).
 
 use std::collections::HashMap;
 use std::future::Future;

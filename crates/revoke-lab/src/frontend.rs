@@ -1,6 +1,6 @@
 //! The client front end of a lab server: what a phone, Outlook or a browser
 //! talks to on an Exchange server, and where the stale-token bug lives
-//! (DOMAIN-NOTES §1).
+//! (docs/windows-behaviour.md §1.1-§1.5).
 //!
 //! One HTTPS listener per server (certificate from the lab CA) serves the
 //! Exchange virtual directories, each in its application pool:

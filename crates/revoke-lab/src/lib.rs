@@ -2,7 +2,7 @@
 
 //!
 //! Each simulated server is a WS-Management endpoint configured like a
-//! Windows default listener (DOMAIN-NOTES §4): HTTP with Negotiate only and
+//! Windows default listener (docs/windows-behaviour.md §4.2): HTTP with Negotiate only and
 //! sealed messages, plus an HTTPS listener that also takes Basic. Behind the
 //! shell resource sits [`iis::IisSim`], so what a client runs there answers
 //! like appcmd/iisreset on an Exchange server.

@@ -165,7 +165,7 @@ async fn reset(
 ) -> Result<Applied, DirectoryError> {
     let before = AccountState::read(conn, dn).await?;
     // One reset leaves the previous password working for a while (the old
-    // password window, DOMAIN-NOTES §2); a second one pushes it out.
+    // password window, docs/windows-behaviour.md §2.8); a second one pushes it out.
     let throwaway = generate();
     replace(
         conn,

@@ -1,6 +1,6 @@
 //! The convergence gate: after the write, every writable DC must show the
 //! change before the caches are flushed, or a flushed client simply logs on
-//! again through a DC that still has the old state (DOMAIN-NOTES §2).
+//! again through a DC that still has the old state (docs/windows-behaviour.md §2.9).
 //!
 //! Each lagging DC is first asked to pull the object (`replicateSingleObject`
 //! on its rootDSE, as Windows AD allows). Where that is refused (Samba) or

@@ -1,4 +1,4 @@
-//! Exchange servers from the configuration partition (DOMAIN-NOTES §3):
+//! Exchange servers from the configuration partition (docs/windows-behaviour.md §3.1, §3.2):
 //! Mailbox or Client Access role, Edge Transport left out.
 
 use serde::Serialize;

@@ -1,6 +1,6 @@
 //! Active Directory over LDAP: who the user is, whether revoke may touch the
 //! account, the change itself, whether every domain controller has it, and
-//! where the Exchange servers are. DOMAIN-NOTES §2 and §3 hold the facts this
+//! where the Exchange servers are. docs/windows-behaviour.md §2 and §3 hold the facts this
 //! relies on.
 //!
 //! - [`connection`]: LDAPS / StartTLS, the operator's bind, rootDSE.
@@ -118,7 +118,7 @@ pub fn describe_result(rc: u32, text: &str) -> String {
     }
 }
 
-/// AD's `data NNN` sub-code of a failed bind, decoded (DOMAIN-NOTES §2).
+/// AD's `data NNN` sub-code of a failed bind, decoded (docs/windows-behaviour.md §2.3).
 fn ad_data_code(text: &str) -> Option<&'static str> {
     let code = text.split("data ").nth(1)?.get(..3)?;
     Some(match code {

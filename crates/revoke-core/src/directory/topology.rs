@@ -1,5 +1,5 @@
 //! The writable domain controllers of the domain, from the configuration
-//! partition (DOMAIN-NOTES §2) or from the configuration file.
+//! partition (docs/windows-behaviour.md §2.12) or from the configuration file.
 
 use ldap3::ldap_escape;
 

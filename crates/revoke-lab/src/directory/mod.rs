@@ -1,5 +1,5 @@
 //! The lab's embedded directory: an LDAP server that behaves like Active
-//! Directory (as Samba AD does, DOMAIN-NOTES §2, §3, §7) for everything
+//! Directory (as Samba AD does, docs/windows-behaviour.md §2, §3, §7) for everything
 //! revoke uses, so the lab runs without Samba.
 //!
 //! Several writable DCs, each its own listener on its own loopback address

@@ -1,5 +1,5 @@
 //! The directory's data: entries keyed by normalised DN, one copy per DC,
-//! and the AD rules for add and modify (DOMAIN-NOTES §2).
+//! and the AD rules for add and modify (docs/windows-behaviour.md §2.4-§2.8).
 
 use std::collections::{BTreeMap, HashSet};
 

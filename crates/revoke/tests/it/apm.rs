@@ -1,4 +1,4 @@
-//! The APM half of the bug (DOMAIN-NOTES §1, §6), end to end: a mail client
+//! The APM half of the bug (docs/windows-behaviour.md §1.6, §6), end to end: a mail client
 //! reaches the lab's Exchange front ends THROUGH a lab BIG-IP's APM virtual
 //! server, which pre-authenticates it against the directory once and then
 //! lets its session cookie in without asking again. A disable by hand does

@@ -1,4 +1,4 @@
-//! The bug `revoke` exists for, reproduced end to end (DOMAIN-NOTES §1):
+//! The bug `revoke` exists for, reproduced end to end (docs/windows-behaviour.md §1.1-§1.4):
 //! a mail client keeps reading the mailbox after its account is disabled or
 //! its password reset in AD, because every IIS worker caches the logon
 //! token and slides it on every request. Only a new worker (recycle) asks

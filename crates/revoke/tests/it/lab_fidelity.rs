@@ -287,7 +287,7 @@ fn winrm_rs(
         port,
         use_tls: tls,
         // winrm-rs 1.1.2 trusts the public Mozilla roots only: it cannot be
-        // given the lab CA (DOMAIN-NOTES §4).
+        // given the lab CA (docs/windows-behaviour.md §4.12).
         accept_invalid_certs: tls,
         auth_method: auth,
         connect_timeout_secs: 5,
