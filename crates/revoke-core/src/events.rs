@@ -6,7 +6,6 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-pub use crate::f5::F5Outcome;
 use crate::plan::Method;
 
 #[derive(Debug, Clone)]
@@ -227,8 +226,9 @@ pub struct DcOutcome {
     pub status: DcStatus,
     /// From the end of the write until this DC was seen with the change.
     pub elapsed_ms: u64,
-    /// When this DC was seen with the change (RFC 3339, UTC); null if it was not.
-    pub confirmed_at: Option<String>,
+    /// When this DC was seen with the change; None if it was not.
+    #[serde(serialize_with = "crate::report::rfc3339_opt")]
+    pub confirmed_at: Option<SystemTime>,
     pub message: Option<String>,
 }
 
@@ -243,8 +243,7 @@ impl DcOutcome {
             host: host.to_string(),
             status,
             elapsed_ms: elapsed.as_millis() as u64,
-            confirmed_at: converged
-                .then(|| humantime::format_rfc3339_millis(SystemTime::now()).to_string()),
+            confirmed_at: converged.then(SystemTime::now),
             message,
         }
     }
@@ -288,6 +287,82 @@ pub struct ServerOutcome {
     /// When no worker that was running before the flush was left (the
     /// tokens cached before the change are gone); None if one still runs.
     pub old_workers_exited_at: Option<SystemTime>,
+}
+
+// --- F5 BIG-IP APM ---
+
+/// One session of the account, and what became of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ApmSession {
+    pub id: String,
+    /// As the BIG-IP logged it (`logonUser`).
+    pub user: String,
+    pub client_ip: Option<String>,
+    /// The account it belongs to (sAMAccountName).
+    pub account: String,
+    pub status: SessionStatus,
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SessionStatus {
+    /// Deleted, and no longer listed.
+    Killed,
+    /// Gone before revoke deleted it (the BIG-IP answered 404).
+    Gone,
+    /// Still listed after revoke tried to delete it: it may still let the user in.
+    Alive,
+    /// Deleted, but the device could not be listed again to confirm.
+    Unverified,
+    /// Dry run: would be deleted.
+    Planned,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum F5Status {
+    /// Every session of the account is gone (or there was none).
+    Ok,
+    /// Not reached, login refused, or a session may still be alive.
+    Failed,
+    /// Dry run: listed, nothing deleted.
+    Planned,
+    /// The run was interrupted before this device finished.
+    Interrupted,
+}
+
+impl F5Status {
+    pub fn is_success(self) -> bool {
+        matches!(self, F5Status::Ok | F5Status::Planned)
+    }
+}
+
+/// What happened on one BIG-IP.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct F5Outcome {
+    pub device: String,
+    pub status: F5Status,
+    /// Sessions deleted and confirmed gone.
+    pub killed: usize,
+    /// The account's sessions found on the device.
+    pub sessions: Vec<ApmSession>,
+    pub duration_ms: u64,
+    /// When the device was seen without any session of the accounts;
+    /// None unless `ok`.
+    #[serde(serialize_with = "crate::report::rfc3339_opt")]
+    pub confirmed_at: Option<SystemTime>,
+    /// Plain words for anything not ok, e.g. "login refused (HTTP 401)".
+    pub message: Option<String>,
+}
+
+impl F5Outcome {
+    /// The sessions that may still let the user in.
+    pub fn alive(&self) -> impl Iterator<Item = &ApmSession> {
+        self.sessions
+            .iter()
+            .filter(|s| matches!(s.status, SessionStatus::Alive | SessionStatus::Unverified))
+    }
 }
 
 /// Where the core sends its events. Cheap to clone.

@@ -7,9 +7,9 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::events::EventSink;
 use crate::events::{ActionOutcome, ActionStatus, Event, ServerStatus, Step};
 use crate::iis::{self, AppPool, PoolState, RemoteCommand, WorkerProcess};
-use crate::orchestrate::EventSink;
 use crate::plan::{FlushPlan, Method, Target};
 use revoke_winrm::{CommandOutput, Connector, Shell, WinrmError};
 

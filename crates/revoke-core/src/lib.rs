@@ -8,6 +8,7 @@
 //! - [`f5`]: F5 BIG-IP APM sessions over iControl REST.
 //! - [`revocation`]: `disable` / `reset`: prepare (read-only), then execute (change → gate → flush + F5).
 //! - [`events`]: what the core tells its consumers, as domain values.
+//! - [`secrets`]: the passwords a run needs, apart from its plan.
 //! - [`report`]: the consumer that builds the [`report::RunReport`] (the JSON document).
 
 pub mod directory;
@@ -19,5 +20,6 @@ pub mod orchestrate;
 pub mod plan;
 pub mod report;
 pub mod revocation;
+pub mod secrets;
 
 pub use revoke_winrm::{Password, tls};

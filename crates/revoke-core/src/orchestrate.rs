@@ -8,8 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-pub use crate::events::EventSink;
-use crate::events::{Event, ServerOutcome, ServerStatus, Step};
+use crate::events::{Event, EventSink, ServerOutcome, ServerStatus, Step};
 use crate::exchange::{JobError, JobState, ServerJob};
 use crate::plan::{FlushPlan, Method};
 use revoke_winrm::Connector;

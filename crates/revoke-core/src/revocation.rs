@@ -11,9 +11,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 use thiserror::Error;
 
+use crate::Password;
 use crate::directory::account::ACCOUNT_DISABLE;
 use crate::directory::change::{AccountState, Applied, Change, apply};
-use crate::directory::convergence::{Written, converge};
+use crate::directory::convergence::{Gate, Written, converge};
 use crate::directory::guards::{self, Operator};
 use crate::directory::topology::{self, DomainController};
 use crate::directory::{
@@ -23,9 +24,11 @@ use crate::events::{DcOutcome, DcStatus, Event, EventSink, UserOutcome, UserStat
 use crate::f5::{self, F5Client, F5Settings, Identity};
 use crate::orchestrate;
 use crate::plan::{FlushPlan, Target};
+use crate::secrets::Secrets;
 use revoke_winrm::Connector;
 
-/// Everything a `disable` / `reset` run needs, validated offline.
+/// What a `disable` / `reset` run will do, validated offline. No secrets:
+/// those come apart, as [`Secrets`].
 #[derive(Debug)]
 pub struct RevocationPlan {
     pub change: Change,
@@ -62,6 +65,7 @@ pub enum RevocationError {
 /// The read-only half's result: what will be changed, where, and flushed.
 pub struct Prepared {
     plan: RevocationPlan,
+    secrets: Secrets,
     conn: Connection,
     /// `(as typed, account)` in the order given, duplicates removed.
     pub accounts: Vec<(String, UserAccount)>,
@@ -100,10 +104,17 @@ impl Prepared {
 
 /// Connects, resolves every user, applies the guards, lists the DCs and (if
 /// none are configured) discovers the Exchange servers. Changes nothing.
-pub async fn prepare(mut plan: RevocationPlan) -> Result<Prepared, RevocationError> {
+pub async fn prepare(
+    mut plan: RevocationPlan,
+    secrets: Secrets,
+) -> Result<Prepared, RevocationError> {
     // Offline first: a CA file that cannot be read stops the run here.
-    let f5 = plan.f5.take().map(F5Client::new).transpose()?;
-    let mut conn = Connection::open(&plan.directory).await?;
+    let f5 = plan
+        .f5
+        .take()
+        .map(|settings| F5Client::new(settings, secrets.f5.clone()))
+        .transpose()?;
+    let mut conn = Connection::open(&plan.directory, &secrets.operator).await?;
 
     let mut accounts: Vec<(String, UserAccount)> = Vec::new();
     let mut unresolved = Vec::new();
@@ -158,6 +169,7 @@ pub async fn prepare(mut plan: RevocationPlan) -> Result<Prepared, RevocationErr
     }
     Ok(Prepared {
         plan,
+        secrets,
         conn,
         accounts,
         domain_controllers,
@@ -187,6 +199,7 @@ pub async fn discover_targets(
 pub async fn execute(prepared: Prepared, connector: Connector, events: EventSink) {
     let Prepared {
         plan,
+        secrets,
         mut conn,
         accounts,
         domain_controllers,
@@ -224,7 +237,7 @@ pub async fn execute(prepared: Prepared, connector: Connector, events: EventSink
         let mut views = vec![source_host.clone()];
         views.extend(other_dcs.iter().map(|dc| dc.host.clone()));
         for host in views {
-            let dc = dry_run_view(&plan.directory, &host, &accounts).await;
+            let dc = dry_run_view(&plan.directory, &secrets, &host, &accounts).await;
             events.emit(Event::DomainControllerFinished { dc });
         }
         flush_and_kill(plan.flush, connector, f5, identities, events).await;
@@ -237,7 +250,8 @@ pub async fn execute(prepared: Prepared, connector: Connector, events: EventSink
         events.emit(Event::DirectoryStep {
             what: format!("{} {} on {source_host}", verb(&plan.change), account.sam),
         });
-        let outcome = match apply(&mut conn, &account.dn, &plan.change).await {
+        let new_password = secrets.new_password.as_ref();
+        let outcome = match apply(&mut conn, &account.dn, &plan.change, new_password).await {
             Ok(applied) => {
                 written.push(Written {
                     dn: account.dn.clone(),
@@ -276,16 +290,17 @@ pub async fn execute(prepared: Prepared, connector: Connector, events: EventSink
                     other_dcs.len()
                 ),
             });
-            converge(
-                &plan.directory,
-                &source.ds_service_name,
-                &other_dcs,
-                &written,
-                &plan.change,
+            let gate = Gate {
+                settings: plan.directory.clone(),
+                secrets: secrets.clone(),
+                source_dsa: source.ds_service_name.clone(),
+                accounts: written,
+                change: plan.change,
+                written_at: write_done,
                 deadline,
-                &events,
-            )
-            .await;
+                events: events.clone(),
+            };
+            converge(gate, &other_dcs).await;
         }
         Some(_) => {}
         None => {
@@ -419,11 +434,12 @@ fn failed_outcome(input: &str, account: &UserAccount, message: String) -> UserOu
 /// Dry run: what one DC currently says about each account.
 async fn dry_run_view(
     settings: &DirectorySettings,
+    secrets: &Secrets,
     host: &str,
     accounts: &[(String, UserAccount)],
 ) -> DcOutcome {
     let started = Instant::now();
-    let message = match Connection::open_host(settings, host).await {
+    let message = match Connection::open_host(settings, &secrets.operator, host).await {
         Ok(mut conn) => {
             let mut parts = Vec::new();
             for (_, account) in accounts {
@@ -453,9 +469,10 @@ async fn dry_run_view(
 /// `servers` without configured servers).
 pub async fn discover(
     settings: &DirectorySettings,
+    password: &Password,
     port: u16,
 ) -> Result<Vec<Target>, DirectoryError> {
-    let mut conn = Connection::open(settings).await?;
+    let mut conn = Connection::open(settings, password).await?;
     let targets = discover_targets(&mut conn, port).await?;
     conn.close().await;
     Ok(targets)

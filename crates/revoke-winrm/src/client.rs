@@ -69,14 +69,14 @@ impl Auth {
     }
 }
 
-/// How to reach and authenticate to every server of a run.
+/// How to reach and authenticate to every server of a run. The password
+/// is not part of it: it is given to [`Connector::new`].
 #[derive(Debug, Clone)]
 pub struct ClientSettings {
     pub scheme: Scheme,
     pub auth: Auth,
     /// `DOMAIN\user`, `user@domain` or `user`.
     pub user: String,
-    pub password: Password,
     pub ca_file: Option<PathBuf>,
     pub accept_invalid_certs: bool,
     pub connect_timeout: Duration,
@@ -120,11 +120,12 @@ impl ClientSettings {
 #[derive(Clone)]
 pub struct Connector {
     settings: Arc<ClientSettings>,
+    password: Password,
     tls: Option<TlsConnector>,
 }
 
 impl Connector {
-    pub fn new(settings: ClientSettings) -> Result<Self, WinrmError> {
+    pub fn new(settings: ClientSettings, password: Password) -> Result<Self, WinrmError> {
         settings.validate()?;
         let tls = match settings.scheme {
             Scheme::Https => Some(TlsConnector::from(
@@ -138,6 +139,7 @@ impl Connector {
         };
         Ok(Self {
             settings: Arc::new(settings),
+            password,
             tls,
         })
     }
@@ -342,7 +344,7 @@ impl WinrmClient {
         let pair = format!(
             "{}:{}",
             self.settings().user,
-            self.settings().password.expose()
+            self.connector.password.expose()
         );
         format!(
             "Basic {}",
@@ -473,7 +475,7 @@ impl WinrmClient {
     /// AUTHENTICATE message (this is what pywinrm does too).
     async fn negotiate(&self, conn: &mut Connection) -> Result<(), WinrmError> {
         let (user, domain) = self.settings().ntlm_identity();
-        let mut ntlm = ClientContext::new(user, domain, self.settings().password.expose());
+        let mut ntlm = ClientContext::new(user, domain, self.connector.password.expose());
         let engine = &base64::engine::general_purpose::STANDARD;
 
         let first = self

@@ -1,6 +1,9 @@
 //! A WS-Management (WinRM) client: run `cmd.exe` commands on Windows servers
 //! over Windows' default listener (HTTP 5985, NTLM with every message sealed)
-//! or over HTTPS (Basic or NTLM with channel bindings). See README.md.
+//! or over HTTPS (Basic or NTLM with channel bindings).
+//!
+//! The crate's `README.md` (next to its `Cargo.toml`) has a usage example,
+//! the layers, the `acceptor` feature and the limits.
 //!
 //! Why not winrm-rs (which the tests use to prove the lab): its 1.1.2 release
 //! (the last that builds on Rust 1.95) sends the first SOAP body of an NTLM
@@ -13,7 +16,8 @@
 //! Layers, I/O-free first: [`ntlm`] (MS-NLMP messages and session keys),
 //! [`sealing`] (MS-WSMV's encrypted MIME bodies), [`soap`] (the WS-Management
 //! envelopes and their answers); then [`tls`] and the client, the only parts
-//! that touch the network.
+//! that touch the network. The NTLM acceptor (the server side, for a
+//! simulated WinRM server) is compiled only with the `acceptor` feature.
 
 mod client;
 mod error;

@@ -94,7 +94,11 @@ pub struct DisableArgs {
     #[command(flatten)]
     pub change: ChangeArgs,
     #[command(flatten)]
-    pub flush: FlushArgs,
+    pub flush: FlushOptions,
+    #[command(flatten)]
+    pub winrm: WinrmArgs,
+    #[command(flatten)]
+    pub run: RunArgs,
 }
 
 #[derive(Debug, Args)]
@@ -117,7 +121,11 @@ pub struct ResetArgs {
     #[command(flatten)]
     pub change: ChangeArgs,
     #[command(flatten)]
-    pub flush: FlushArgs,
+    pub flush: FlushOptions,
+    #[command(flatten)]
+    pub winrm: WinrmArgs,
+    #[command(flatten)]
+    pub run: RunArgs,
 }
 
 #[derive(Debug, Args)]
@@ -128,17 +136,27 @@ pub struct ServersArgs {
     #[command(flatten)]
     pub directory: DirectoryArgs,
     #[command(flatten)]
-    pub flush: FlushArgs,
+    pub winrm: WinrmArgs,
+    #[command(flatten)]
+    pub run: RunArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct FlushArgs {
+    #[command(flatten)]
+    pub flush: FlushOptions,
+    #[command(flatten)]
+    pub winrm: WinrmArgs,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// What a flush does, and where (override `[flush]` and `servers`).
+#[derive(Debug, Args, Default)]
+pub struct FlushOptions {
     /// Servers to flush (overrides the config file): HOST, HOST:PORT, comma-separated.
     #[arg(long, value_name = "HOST[,HOST...]")]
     pub servers: Option<Vec<String>>,
-    /// Config file [default: $REVOKE_CONFIG, else <config dir>/revoke/revoke.toml].
-    #[arg(long, value_name = "FILE")]
-    pub config: Option<PathBuf>,
     /// recycle: the listed application pools (no outage); iisreset: restart IIS, in waves.
     #[arg(long, value_parser = method())]
     pub method: Option<Method>,
@@ -160,17 +178,14 @@ pub struct FlushArgs {
     /// Connect and look, change nothing: show what would be run where.
     #[arg(long)]
     pub dry_run: bool,
-    #[arg(long, value_enum, default_value = "human")]
-    pub output: OutputFormat,
-    /// No progress display.
-    #[arg(long, short)]
-    pub quiet: bool,
+}
+
+/// How to reach the Exchange servers (override `[winrm]`).
+#[derive(Debug, Args, Default)]
+pub struct WinrmArgs {
     /// WinRM user (DOMAIN\user or user@domain) [default: [winrm] user].
     #[arg(long, value_name = "USER")]
     pub user: Option<String>,
-    /// Read the password from the first line of stdin (else $REVOKE_PASSWORD, else a prompt).
-    #[arg(long)]
-    pub password_stdin: bool,
     #[arg(long, value_parser = scheme())]
     pub scheme: Option<Scheme>,
     #[arg(long, value_name = "PORT")]
@@ -180,6 +195,22 @@ pub struct FlushArgs {
     /// CA certificate(s) in PEM that sign the servers' HTTPS certificates.
     #[arg(long, value_name = "FILE")]
     pub ca_file: Option<PathBuf>,
+}
+
+/// Where the settings and the password come from, and how the result is shown.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Config file [default: $REVOKE_CONFIG, else <config dir>/revoke/revoke.toml].
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Read the password from the first line of stdin (else $REVOKE_PASSWORD, else a prompt).
+    #[arg(long)]
+    pub password_stdin: bool,
+    #[arg(long, value_enum, default_value = "human")]
+    pub output: OutputFormat,
+    /// No progress display.
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 /// A parser for an enum of another crate that names its own values, so each

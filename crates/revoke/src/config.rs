@@ -7,14 +7,14 @@ use std::time::Duration;
 use serde::Deserialize;
 use thiserror::Error;
 
-use crate::cli::{ChangeArgs, DirectoryArgs, FlushArgs};
+use crate::cli::{ChangeArgs, DirectoryArgs, FlushOptions, WinrmArgs};
 use revoke_core::directory::change::Change;
 use revoke_core::directory::{DirectoryError, DirectorySettings};
 use revoke_core::f5::{self, F5Device, F5Settings};
 use revoke_core::iis::{ExchangeVersion, PoolName};
 use revoke_core::plan::{FlushPlan, Method, PoolSelection, Target};
 use revoke_core::revocation::RevocationPlan;
-use revoke_winrm::{Auth, ClientSettings, Password, Scheme};
+use revoke_winrm::{Auth, ClientSettings, Scheme};
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
@@ -163,19 +163,23 @@ pub fn parse(text: &str) -> Result<ConfigFile, String> {
     toml::from_str(text).map_err(|e| e.to_string().trim().to_string())
 }
 
-/// Flags over file over defaults. The password is filled in later, once
-/// everything else is known to be valid.
+/// Flags over file over defaults. No secret: the password is gathered once
+/// the plan is known to be valid.
 /// `targets` comes out empty only if `discoverable` (a directory is
 /// configured): the caller then finds the servers in AD.
 pub fn flush_plan(
-    args: &FlushArgs,
+    args: &FlushOptions,
+    winrm_args: &WinrmArgs,
     loaded: &Loaded,
     discoverable: bool,
 ) -> Result<FlushPlan, ConfigError> {
     let (base_dir, file) = (&loaded.dir, &loaded.file);
     let winrm = &file.winrm;
-    let scheme = args.scheme.or(winrm.scheme).unwrap_or(Scheme::Http);
-    let default_port = args.port.or(winrm.port).unwrap_or(scheme.default_port());
+    let scheme = winrm_args.scheme.or(winrm.scheme).unwrap_or(Scheme::Http);
+    let default_port = winrm_args
+        .port
+        .or(winrm.port)
+        .unwrap_or(scheme.default_port());
 
     let targets = match &args.servers {
         Some(list) => list
@@ -249,7 +253,7 @@ pub fn flush_plan(
         return Err(invalid("--max-unavailable must be at least 1"));
     }
 
-    let user = args
+    let user = winrm_args
         .user
         .clone()
         .or_else(|| winrm.user.clone())
@@ -257,15 +261,14 @@ pub fn flush_plan(
         .ok_or_else(|| {
             invalid("no WinRM user: give --user DOMAIN\\user or set user in the [winrm] section of the config file")
         })?;
-    let ca_file = args
+    let ca_file = winrm_args
         .ca_file
         .clone()
         .or_else(|| winrm.ca_file.as_ref().map(|p| relative_to(base_dir, p)));
     let connection = ClientSettings {
         scheme,
-        auth: args.auth.or(winrm.auth).unwrap_or(Auth::Negotiate),
+        auth: winrm_args.auth.or(winrm.auth).unwrap_or(Auth::Negotiate),
         user,
-        password: Password::new(String::new()),
         ca_file,
         accept_invalid_certs: winrm.accept_invalid_certs.unwrap_or(false),
         connect_timeout: Duration::from_secs(
@@ -317,7 +320,12 @@ pub struct Loaded {
 }
 
 impl Loaded {
-    pub fn from(loaded: Option<(PathBuf, ConfigFile)>) -> Self {
+    /// The config file `--config` names, else the default one if it exists.
+    pub fn load(flag: Option<&Path>) -> Result<Self, ConfigError> {
+        Ok(Self::from(load(flag)?))
+    }
+
+    fn from(loaded: Option<(PathBuf, ConfigFile)>) -> Self {
         match loaded {
             Some((path, file)) => Loaded {
                 dir: path.parent().map(Path::to_path_buf),
@@ -337,15 +345,28 @@ fn relative_to(base_dir: &Option<PathBuf>, path: &Path) -> PathBuf {
 }
 
 /// The error for a run that has no server to flush and no way to find one.
-pub fn no_servers() -> ConfigError {
+fn no_servers() -> ConfigError {
     invalid(
         "no servers to flush: give --servers HOST[,HOST...], list them in the config file \
          (servers = [\"ex01.corp.example.com\"]), or configure [directory] so revoke finds them in AD",
     )
 }
 
+/// The directory settings, which `why` needs: an error saying how to give them if none are configured.
+pub fn required_directory(
+    args: &DirectoryArgs,
+    loaded: &Loaded,
+    why: &str,
+) -> Result<DirectorySettings, ConfigError> {
+    directory_settings(args, loaded)?.ok_or_else(|| {
+        invalid(format!(
+            "{why}: give --directory ldaps://dc1.corp.example.com \
+             or set url in the [directory] section of the config file"
+        ))
+    })
+}
+
 /// The directory settings, if a directory is configured (flag or file).
-/// The password is filled in later.
 pub fn directory_settings(
     args: &DirectoryArgs,
     loaded: &Loaded,
@@ -393,7 +414,6 @@ pub fn directory_settings(
                 .map(|p| relative_to(&loaded.dir, p))
         }),
         bind_user,
-        password: Password::new(String::new()),
         domain_controllers,
         operation_timeout: Duration::from_secs(
             section
@@ -405,20 +425,20 @@ pub fn directory_settings(
 }
 
 /// A `disable` / `reset` run: the directory is required; servers may be
-/// left to discovery. Passwords are filled in later.
+/// left to discovery.
 pub fn revocation_plan(
     change: Change,
     users: Vec<String>,
     change_args: &ChangeArgs,
-    flush_args: &FlushArgs,
+    flush_args: &FlushOptions,
+    winrm_args: &WinrmArgs,
     loaded: &Loaded,
 ) -> Result<RevocationPlan, ConfigError> {
-    let directory = directory_settings(&change_args.directory, loaded)?.ok_or_else(|| {
-        invalid(
-            "no directory to change the account in: give --directory ldaps://dc1.corp.example.com \
-             or set url in the [directory] section of the config file",
-        )
-    })?;
+    let directory = required_directory(
+        &change_args.directory,
+        loaded,
+        "no directory to change the account in",
+    )?;
     let replication_timeout = if change_args.no_wait_replication {
         None
     } else {
@@ -433,12 +453,12 @@ pub fn revocation_plan(
         directory,
         replication_timeout,
         allow_privileged: change_args.allow_privileged,
-        flush: flush_plan(flush_args, loaded, true)?,
+        flush: flush_plan(flush_args, winrm_args, loaded, true)?,
         f5: f5_settings(loaded)?,
     })
 }
 
-/// The `[f5]` section, if there is one. The password is filled in later.
+/// The `[f5]` section, if there is one.
 pub fn f5_settings(loaded: &Loaded) -> Result<Option<F5Settings>, ConfigError> {
     let Some(section) = &loaded.file.f5 else {
         return Ok(None);
@@ -475,7 +495,6 @@ pub fn f5_settings(loaded: &Loaded) -> Result<Option<F5Settings>, ConfigError> {
     Ok(Some(F5Settings {
         devices,
         user,
-        password: Password::new(String::new()),
         ca_file: section
             .ca_file
             .as_ref()
@@ -636,7 +655,7 @@ mod tests {
             unreachable!()
         };
         let loaded = Loaded::from(Some((PathBuf::from("/etc/revoke/revoke.toml"), file)));
-        let plan = flush_plan(&args, &loaded, false).unwrap();
+        let plan = flush_plan(&args.flush, &args.winrm, &loaded, false).unwrap();
         let directory = directory_settings(&DirectoryArgs::default(), &loaded)
             .unwrap()
             .expect("[directory] is configured");
@@ -726,7 +745,7 @@ mod tests {
             unreachable!()
         };
         let loaded = Loaded::from(Some((PathBuf::from("/r.toml"), file)));
-        let plan = flush_plan(&args, &loaded, false).unwrap();
+        let plan = flush_plan(&args.flush, &args.winrm, &loaded, false).unwrap();
         let got: Vec<(&str, u16)> = plan
             .targets
             .iter()

@@ -1,9 +1,14 @@
-//! Where the operator's password comes from: `--password-stdin`,
-//! `$REVOKE_PASSWORD`, or a prompt on a terminal. Never argv, never logs.
+//! Where the secrets come from, gathered into one [`Secrets`] once the plan
+//! is valid: the operator's password (`--password-stdin`,
+//! `$REVOKE_PASSWORD`, or a prompt on a terminal), the BIG-IPs'
+//! (`$REVOKE_F5_PASSWORD`, else the operator's) and a reset's new password
+//! (generated, or from stdin). Never argv, never logs.
 
 use std::io::{BufRead, IsTerminal};
 
 use revoke_core::Password;
+use revoke_core::directory::password;
+use revoke_core::secrets::Secrets;
 use thiserror::Error;
 
 pub const PASSWORD_ENV: &str = "REVOKE_PASSWORD";
@@ -29,7 +34,35 @@ pub enum CredentialError {
     NoSource { user: String },
 }
 
-pub fn password(user: &str, from_stdin: bool) -> Result<Password, CredentialError> {
+/// Where a reset's new password comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NewPassword {
+    /// 28 characters from the OS's CSPRNG.
+    Generate,
+    /// The next line of stdin (after the operator's, if that is read there too).
+    Stdin,
+}
+
+/// Everything secret a run needs. `user` is whom the prompt names.
+pub fn gather(
+    user: &str,
+    from_stdin: bool,
+    new_password: Option<NewPassword>,
+) -> Result<Secrets, CredentialError> {
+    let operator = password(user, from_stdin)?;
+    let new_password = match new_password {
+        None => None,
+        Some(NewPassword::Generate) => Some(password::generate()),
+        Some(NewPassword::Stdin) => Some(new_password_from_stdin()?),
+    };
+    Ok(Secrets {
+        f5: f5_password(&operator),
+        operator,
+        new_password,
+    })
+}
+
+fn password(user: &str, from_stdin: bool) -> Result<Password, CredentialError> {
     if from_stdin {
         return stdin_line();
     }
@@ -50,7 +83,7 @@ pub fn password(user: &str, from_stdin: bool) -> Result<Password, CredentialErro
 }
 
 /// `[f5]`: `$REVOKE_F5_PASSWORD` if set, else the operator's password.
-pub fn f5_password(operator: &Password) -> Password {
+fn f5_password(operator: &Password) -> Password {
     match std::env::var(F5_PASSWORD_ENV) {
         Ok(value) if !value.is_empty() => Password::new(value),
         _ => operator.clone(),
@@ -70,7 +103,7 @@ fn stdin_line() -> Result<Password, CredentialError> {
 
 /// `reset --new-password-stdin`: the user's new password, from the next line
 /// of stdin (the line after the operator's when `--password-stdin` is given too).
-pub fn new_password_from_stdin() -> Result<Password, CredentialError> {
+fn new_password_from_stdin() -> Result<Password, CredentialError> {
     stdin_line().map_err(|e| match e {
         CredentialError::EmptyStdin => CredentialError::NoNewPassword,
         other => other,

@@ -1,12 +1,64 @@
-//! Exit codes, as documented in the README.
+//! How `revoke` ends: the exit codes the README documents, decided here and
+//! only here, from how the run ended.
 
-/// Every server ended ok (or, in a dry run, was planned).
-pub const OK: u8 = 0;
-/// Nothing was attempted: bad usage, config or credentials.
-pub const NOTHING_ATTEMPTED: u8 = 1;
-/// The run happened but some server is not ok: read the report.
-pub const SOME_NOT_OK: u8 = 2;
-/// Interrupted (Ctrl-C); the report says what finished.
-pub const INTERRUPTED: u8 = 130;
-/// A guard refused an account (protected, privileged, or the operator's own): nothing was changed.
-pub const REFUSED: u8 = 3;
+use std::process::ExitCode;
+
+use revoke_core::events::UserStatus;
+
+use crate::run::{Ended, Finished};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// 0: everything ended ok (or, in a dry run, was planned).
+    Ok,
+    /// 1: nothing was attempted (bad usage, config or credentials), or the
+    /// change in AD failed, so nothing was flushed.
+    NothingAttempted,
+    /// 2: the run happened but something is not ok: read the report.
+    SomeNotOk,
+    /// 3: a guard refused an account: nothing was changed.
+    Refused,
+    /// 130: interrupted (Ctrl-C); the report says what finished.
+    Interrupted,
+}
+
+impl Exit {
+    pub fn code(self) -> u8 {
+        match self {
+            Exit::Ok => 0,
+            Exit::NothingAttempted => 1,
+            Exit::SomeNotOk => 2,
+            Exit::Refused => 3,
+            Exit::Interrupted => 130,
+        }
+    }
+
+    fn of_run(finished: &Finished) -> Exit {
+        if finished.interrupted {
+            Exit::Interrupted
+        } else if finished.report.has_user(UserStatus::Failed) {
+            // The AD change failed, so nothing was flushed.
+            Exit::NothingAttempted
+        } else if finished.report.all_ok() {
+            Exit::Ok
+        } else {
+            Exit::SomeNotOk
+        }
+    }
+}
+
+impl From<&Ended> for Exit {
+    fn from(ended: &Ended) -> Exit {
+        match ended {
+            Ended::Done => Exit::Ok,
+            Ended::Refused => Exit::Refused,
+            Ended::Ran(finished) => Exit::of_run(finished),
+        }
+    }
+}
+
+impl From<Exit> for ExitCode {
+    fn from(exit: Exit) -> ExitCode {
+        ExitCode::from(exit.code())
+    }
+}

@@ -1,8 +1,4 @@
-//! `revoke`: parse → plan → run → report.
-
-use std::process::ExitCode;
-
-use clap::Parser;
+//! `revoke`: parse → plan → gather secrets → run → report.
 
 mod cli;
 #[cfg(feature = "lab")]
@@ -14,20 +10,22 @@ mod exit;
 mod report;
 mod run;
 
+use clap::Parser;
+
 use cli::{Cli, Command, DirectoryArgs, DisableArgs, FlushArgs, ResetArgs, ServersArgs};
 use config::Loaded;
-use credentials::PasswordFile;
+use credentials::{NewPassword, PasswordFile};
+use exit::Exit;
 use revoke_core::directory::change::Change;
-use revoke_core::directory::password;
 use revoke_core::events::UserStatus;
 use revoke_core::revocation;
 use run::Ended;
 
-fn main() -> ExitCode {
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
-    let result = runtime.block_on(async {
+    let ended = runtime.block_on(async {
         match cli.command {
             Command::Disable(args) => disable(args).await,
             Command::Reset(args) => reset(args).await,
@@ -39,150 +37,105 @@ fn main() -> ExitCode {
             Command::Demo(args) => commands::demo::run(args).await,
         }
     });
-    match result {
-        Ok(code) => ExitCode::from(code),
+    match ended {
+        Ok(ended) => Exit::from(&ended),
         Err(error) => {
             eprintln!("error: {error:#}");
-            ExitCode::from(exit::NOTHING_ATTEMPTED)
+            Exit::NothingAttempted
         }
     }
+    .into()
 }
 
-async fn flush(args: FlushArgs) -> anyhow::Result<u8> {
+async fn flush(args: FlushArgs) -> anyhow::Result<Ended> {
     // Plan: everything checkable is checked before asking for a password.
-    let loaded = Loaded::from(config::load(args.config.as_deref())?);
-    let directory = config::directory_settings(&DirectoryArgs::default(), &loaded)?;
-    let mut plan = config::flush_plan(&args, &loaded, directory.is_some())?;
+    let config = Loaded::load(args.run.config.as_deref())?;
+    let directory = config::directory_settings(&DirectoryArgs::default(), &config)?;
+    let mut plan = config::flush_plan(&args.flush, &args.winrm, &config, directory.is_some())?;
+    let secrets = credentials::gather(&plan.connection.user, args.run.password_stdin, None)?;
     // Servers from AD only when none are given or configured.
-    let directory = directory.filter(|_| plan.targets.is_empty());
-    let password = credentials::password(&plan.connection.user, args.password_stdin)?;
-    if let Some(mut directory) = directory {
-        directory.password = password.clone();
-        plan.targets = revocation::discover(&directory, plan.default_port).await?;
-        if plan.targets.is_empty() {
-            return Err(revocation::RevocationError::NoServers.into());
-        }
+    if let Some(directory) = directory.filter(|_| plan.targets.is_empty()) {
+        plan.targets =
+            revocation::discover(&directory, &secrets.operator, plan.default_port).await?;
     }
-    plan.connection.password = password;
-    warn_if_unverified(plan.connection.accept_invalid_certs);
-    // Run, then report.
-    run::execute(plan, args.output, args.quiet).await
+    let ended = run::flush(plan, secrets, &args.run).await?;
+    run::print_report(&ended, args.run.output);
+    Ok(ended)
 }
 
-async fn disable(args: DisableArgs) -> anyhow::Result<u8> {
-    let loaded = Loaded::from(config::load(args.flush.config.as_deref())?);
+async fn disable(args: DisableArgs) -> anyhow::Result<Ended> {
+    let config = Loaded::load(args.run.config.as_deref())?;
     let plan = config::revocation_plan(
         Change::Disable,
         args.users,
         &args.change,
         &args.flush,
-        &loaded,
+        &args.winrm,
+        &config,
     )?;
-    let plan = with_operator_password(plan, args.flush.password_stdin)?;
-    Ok(
-        match run::revocation(plan, args.change.yes, args.flush.output, args.flush.quiet).await? {
-            Ended::NotStarted(code) => code,
-            Ended::Ran(finished) => finished.exit_code(),
-        },
-    )
+    let secrets = credentials::gather(&plan.directory.bind_user, args.run.password_stdin, None)?;
+    let ended = run::revocation(plan, secrets, args.change.yes, &args.run).await?;
+    run::print_report(&ended, args.run.output);
+    Ok(ended)
 }
 
-async fn reset(args: ResetArgs) -> anyhow::Result<u8> {
-    let loaded = Loaded::from(config::load(args.flush.config.as_deref())?);
-    // The new password is filled in below, once the plan is known to be valid.
-    let change = |password| Change::Reset {
-        password,
+async fn reset(args: ResetArgs) -> anyhow::Result<Ended> {
+    let config = Loaded::load(args.run.config.as_deref())?;
+    let change = Change::Reset {
         must_change: args.must_change,
     };
-    let mut plan = config::revocation_plan(
-        change(revoke_core::Password::new(String::new())),
+    let plan = config::revocation_plan(
+        change,
         vec![args.account.clone()],
         &args.change,
         &args.flush,
-        &loaded,
+        &args.winrm,
+        &config,
     )?;
-    plan = with_operator_password(plan, args.flush.password_stdin)?;
-    let new_password = if args.new_password_stdin {
-        credentials::new_password_from_stdin()?
-    } else {
-        password::generate()
+    let source = match args.new_password_stdin {
+        true => NewPassword::Stdin,
+        false => NewPassword::Generate,
     };
-    plan.change = change(new_password.clone());
+    let secrets = credentials::gather(
+        &plan.directory.bind_user,
+        args.run.password_stdin,
+        Some(source),
+    )?;
+    let new_password = secrets.new_password.clone().expect("asked for above");
     // Created before anything changes, so a bad path fails first.
     let file = match (&args.password_file, args.flush.dry_run) {
         (Some(path), false) => Some(PasswordFile::create(path)?),
         _ => None,
     };
-    let ended = run::revocation(plan, args.change.yes, args.flush.output, args.flush.quiet).await;
+    let ended = run::revocation(plan, secrets, args.change.yes, &args.run).await;
+    if let Ok(ended) = &ended {
+        run::print_report(ended, args.run.output);
+    }
     let reset_done = matches!(&ended, Ok(Ended::Ran(f)) if f.report.has_user(UserStatus::Reset));
-    credentials::hand_over(
-        &new_password,
-        file,
-        reset_done,
-        !args.new_password_stdin,
-        &args.account,
-    )?;
-    Ok(match ended? {
-        Ended::NotStarted(code) => code,
-        Ended::Ran(finished) => finished.exit_code(),
-    })
+    let generated = source == NewPassword::Generate;
+    credentials::hand_over(&new_password, file, reset_done, generated, &args.account)?;
+    ended
 }
 
-async fn servers(args: ServersArgs) -> anyhow::Result<u8> {
-    let loaded = Loaded::from(config::load(args.flush.config.as_deref())?);
-    let mut directory = config::directory_settings(&args.directory, &loaded)?.ok_or_else(|| {
-        anyhow::anyhow!(
-            "revoke servers lists the Exchange servers found in AD: give --directory ldaps://dc1.corp.example.com \
-             or set url in the [directory] section of the config file"
-        )
-    })?;
-    let mut plan = config::flush_plan(&args.flush, &loaded, true)?;
-    let password = credentials::password(&directory.bind_user, args.flush.password_stdin)?;
-    directory.password = password.clone();
-    plan.targets = revocation::discover(&directory, plan.default_port).await?;
+async fn servers(args: ServersArgs) -> anyhow::Result<Ended> {
+    let config = Loaded::load(args.run.config.as_deref())?;
+    let directory = config::required_directory(
+        &args.directory,
+        &config,
+        "revoke servers lists the Exchange servers found in AD",
+    )?;
+    let mut plan = config::flush_plan(&Default::default(), &args.winrm, &config, true)?;
+    let secrets = credentials::gather(&directory.bind_user, args.run.password_stdin, None)?;
+    plan.targets = revocation::discover(&directory, &secrets.operator, plan.default_port).await?;
     if !args.check {
-        run::print_servers(&plan.targets, args.flush.output);
-        return Ok(exit::OK);
-    }
-    if plan.targets.is_empty() {
-        return Err(config::no_servers().into());
+        run::print_servers(&plan.targets, args.run.output);
+        return Ok(Ended::Done);
     }
     // --check: a dry-run flush connects, authenticates and only reads.
     plan.dry_run = true;
-    plan.connection.password = password;
-    warn_if_unverified(plan.connection.accept_invalid_certs);
-    run::execute(plan, args.flush.output, args.flush.quiet).await
-}
-
-/// One password for the operator: the LDAP bind and WinRM; and for the
-/// BIG-IPs too, unless `$REVOKE_F5_PASSWORD` gives theirs.
-fn with_operator_password(
-    mut plan: revocation::RevocationPlan,
-    from_stdin: bool,
-) -> anyhow::Result<revocation::RevocationPlan> {
-    let password = credentials::password(&plan.directory.bind_user, from_stdin)?;
-    plan.directory.password = password.clone();
-    if let Some(f5) = plan.f5.as_mut() {
-        f5.password = credentials::f5_password(&password);
-        if f5.accept_invalid_certs {
-            eprintln!(
-                "WARNING: [f5] accept_invalid_certs = true: BIG-IP certificates are NOT checked; \
-                 anyone on the path can pose as a BIG-IP and capture the F5 password."
-            );
-        }
-    }
-    plan.flush.connection.password = password;
-    warn_if_unverified(plan.flush.connection.accept_invalid_certs);
-    Ok(plan)
-}
-
-fn warn_if_unverified(accept_invalid_certs: bool) {
-    if accept_invalid_certs {
-        eprintln!(
-            "WARNING: accept_invalid_certs = true: server certificates are NOT checked; \
-             anyone on the path can pose as an Exchange server and capture the password."
-        );
-    }
+    let ended = run::flush(plan, secrets, &args.run).await?;
+    run::print_report(&ended, args.run.output);
+    Ok(ended)
 }
 
 fn init_logging(verbose: u8) {

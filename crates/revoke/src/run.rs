@@ -1,14 +1,16 @@
-//! Wires the orchestration core to its consumers: the progress display and
-//! the report builder. Handles Ctrl-C.
+//! Wires the core to its consumers: the progress display and the report
+//! builder. Handles Ctrl-C. Each command's run ends in an [`Ended`].
 
 use std::io::IsTerminal;
 
-use crate::cli::OutputFormat;
-use crate::exit;
+use crate::cli::{OutputFormat, RunArgs};
 use crate::report::{PlainProgress, ProgressDisplay};
-use revoke_core::orchestrate::{self, EventSink};
-use revoke_core::plan::FlushPlan;
+use revoke_core::events::{Event, EventSink};
+use revoke_core::orchestrate;
+use revoke_core::plan::{FlushPlan, Target};
 use revoke_core::report::{ReportBuilder, Reporter, RunReport};
+use revoke_core::revocation::{self, RevocationError, RevocationPlan};
+use revoke_core::secrets::Secrets;
 use revoke_winrm::Connector;
 
 /// How the run shows itself while it happens.
@@ -37,36 +39,83 @@ impl Progress {
     }
 }
 
+/// How a command's run ended; [`crate::exit::Exit`] is decided from it.
+pub enum Ended {
+    /// Nothing to run: `revoke servers` listed what it found.
+    Done,
+    /// A guard refused an account: nothing was changed.
+    Refused,
+    /// The run happened; its report says how it went.
+    Ran(Box<Finished>),
+}
+
 pub struct Finished {
     pub report: RunReport,
     pub interrupted: bool,
 }
 
-impl Finished {
-    pub fn exit_code(&self) -> u8 {
-        let change_failed = self
-            .report
-            .has_user(revoke_core::events::UserStatus::Failed);
-        if self.interrupted {
-            exit::INTERRUPTED
-        } else if change_failed {
-            // The AD change failed, so nothing was flushed.
-            exit::NOTHING_ATTEMPTED
-        } else if self.report.all_ok() {
-            exit::OK
-        } else {
-            exit::SOME_NOT_OK
-        }
+/// `flush` and `servers --check`: every server's job, with progress.
+pub async fn flush(plan: FlushPlan, secrets: Secrets, run: &RunArgs) -> anyhow::Result<Ended> {
+    if plan.targets.is_empty() {
+        return Err(RevocationError::NoServers.into());
     }
+    warn_unverified(&plan);
+    let connector = Connector::new(plan.connection.clone(), secrets.operator)?;
+    let finished = drive(
+        |sink| orchestrate::run(plan, connector, sink),
+        Progress::choose(run.output, run.quiet),
+    )
+    .await;
+    Ok(Ended::Ran(Box::new(finished)))
 }
 
-pub async fn flush(plan: FlushPlan, connector: Connector, progress: Progress) -> Finished {
-    drive(|sink| orchestrate::run(plan, connector, sink), progress).await
+/// `disable` / `reset`: prepare (read-only), confirm, then write, wait for
+/// the DCs and flush, showing progress.
+pub async fn revocation(
+    plan: RevocationPlan,
+    secrets: Secrets,
+    yes: bool,
+    run: &RunArgs,
+) -> anyhow::Result<Ended> {
+    warn_unverified(&plan.flush);
+    if plan.f5.as_ref().is_some_and(|f5| f5.accept_invalid_certs) {
+        eprintln!(
+            "WARNING: [f5] accept_invalid_certs = true: BIG-IP certificates are NOT checked; \
+             anyone on the path can pose as a BIG-IP and capture the F5 password."
+        );
+    }
+    let connector = Connector::new(plan.flush.connection.clone(), secrets.operator.clone())?;
+    let prepared = match revocation::prepare(plan, secrets).await {
+        Ok(prepared) => prepared,
+        Err(error @ RevocationError::Refused(_)) => {
+            eprintln!("error: {error}");
+            return Ok(Ended::Refused);
+        }
+        Err(error) => return Err(error.into()),
+    };
+    if !prepared.dry_run() {
+        crate::confirm::confirm(&prepared, yes)?;
+    }
+    let finished = drive(
+        |sink| revocation::execute(prepared, connector, sink),
+        Progress::choose(run.output, run.quiet),
+    )
+    .await;
+    Ok(Ended::Ran(Box::new(finished)))
+}
+
+fn warn_unverified(plan: &FlushPlan) {
+    if plan.connection.accept_invalid_certs {
+        eprintln!(
+            "WARNING: accept_invalid_certs = true: server certificates are NOT checked; \
+             anyone on the path can pose as an Exchange server and capture the password."
+        );
+    }
 }
 
 /// Runs a core (anything that emits events into a sink) with the consumers
 /// `progress` asks for, until it finishes or Ctrl-C.
-pub async fn drive<F>(core: impl FnOnce(EventSink) -> F, progress: Progress) -> Finished
+async fn drive<F>(core: impl FnOnce(EventSink) -> F, progress: Progress) -> Finished
 where
     F: std::future::Future<Output = ()>,
 {
@@ -106,7 +155,7 @@ where
         while let Ok(event) = events.try_recv() {
             builder.handle(&event);
         }
-        let finished = revoke_core::events::Event::RunFinished {
+        let finished = Event::RunFinished {
             finished_at: std::time::SystemTime::now(),
         };
         consumers.iter_mut().for_each(|c| c.handle(&finished));
@@ -117,25 +166,12 @@ where
     }
 }
 
-/// Connect, run, print the report; the exit code to end with.
-pub async fn execute(plan: FlushPlan, output: OutputFormat, quiet: bool) -> anyhow::Result<u8> {
-    let connector = Connector::new(plan.connection.clone())?;
-    let finished = flush(plan, connector, Progress::choose(output, quiet)).await;
-    print_report(&finished.report, output);
-    Ok(finished.exit_code())
-}
-
-/// `revoke servers`: the discovered servers on stdout.
-pub fn print_servers(targets: &[revoke_core::plan::Target], output: OutputFormat) {
-    let text = match output {
-        OutputFormat::Human => crate::report::servers::render_table(targets),
-        OutputFormat::Json => crate::report::servers::render_json(targets) + "\n",
+/// The report of a run on stdout, in the chosen format.
+pub fn print_report(ended: &Ended, output: OutputFormat) {
+    let Ended::Ran(finished) = ended else {
+        return;
     };
-    print!("{text}");
-}
-
-/// Print the report to stdout in the chosen format.
-pub fn print_report(report: &RunReport, output: OutputFormat) {
+    let report = &finished.report;
     let text = match output {
         OutputFormat::Human => crate::report::render_table(report),
         OutputFormat::Json => revoke_core::report::render_json(report) + "\n",
@@ -146,39 +182,11 @@ pub fn print_report(report: &RunReport, output: OutputFormat) {
     let _ = stdout.flush();
 }
 
-/// How a `disable` / `reset` run ended.
-pub enum Ended {
-    /// A guard refused an account, or the operator did not confirm: nothing changed.
-    NotStarted(u8),
-    Ran(Box<Finished>),
-}
-
-/// Prepare (read-only), confirm, then write, wait for the DCs and flush,
-/// showing progress; prints the report.
-pub async fn revocation(
-    plan: revoke_core::revocation::RevocationPlan,
-    yes: bool,
-    output: OutputFormat,
-    quiet: bool,
-) -> anyhow::Result<Ended> {
-    use revoke_core::revocation::{self, RevocationError};
-    let connector = Connector::new(plan.flush.connection.clone())?;
-    let prepared = match revocation::prepare(plan).await {
-        Ok(prepared) => prepared,
-        Err(error @ RevocationError::Refused(_)) => {
-            eprintln!("error: {error}");
-            return Ok(Ended::NotStarted(exit::REFUSED));
-        }
-        Err(error) => return Err(error.into()),
+/// `revoke servers`: the discovered servers on stdout.
+pub fn print_servers(targets: &[Target], output: OutputFormat) {
+    let text = match output {
+        OutputFormat::Human => crate::report::servers::render_table(targets),
+        OutputFormat::Json => crate::report::servers::render_json(targets) + "\n",
     };
-    if !prepared.dry_run() {
-        crate::confirm::confirm(&prepared, yes)?;
-    }
-    let finished = drive(
-        |sink| revocation::execute(prepared, connector, sink),
-        Progress::choose(output, quiet),
-    )
-    .await;
-    print_report(&finished.report, output);
-    Ok(Ended::Ran(Box::new(finished)))
+    print!("{text}");
 }

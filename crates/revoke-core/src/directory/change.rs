@@ -13,14 +13,12 @@ use super::password::{generate, unicode_pwd};
 use super::{DirectoryError, describe_result};
 use crate::Password;
 
-/// What revoke does to each account.
-#[derive(Debug, Clone)]
+/// What revoke does to each account. The new password of a reset is a
+/// secret, not part of the plan: [`apply`] gets it from the run's secrets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Change {
     Disable,
-    Reset {
-        password: Password,
-        must_change: bool,
-    },
+    Reset { must_change: bool },
 }
 
 impl Change {
@@ -75,18 +73,22 @@ pub struct Applied {
     pub already: bool,
 }
 
-/// Applies `change` to `dn` on this connection's DC and reads it back.
+/// Applies `change` to `dn` on this connection's DC and reads it back; a
+/// reset sets `new_password`.
 pub async fn apply(
     conn: &mut Connection,
     dn: &str,
     change: &Change,
+    new_password: Option<&Password>,
 ) -> Result<Applied, DirectoryError> {
-    match change {
-        Change::Disable => disable(conn, dn, None).await,
-        Change::Reset {
-            password,
-            must_change,
-        } => reset(conn, dn, password, *must_change).await,
+    match (change, new_password) {
+        (Change::Disable, _) => disable(conn, dn, None).await,
+        (Change::Reset { must_change }, Some(password)) => {
+            reset(conn, dn, password, *must_change).await
+        }
+        (Change::Reset { .. }, None) => Err(DirectoryError::Settings(
+            "a reset needs the new password, and none was given".into(),
+        )),
     }
 }
 

@@ -32,7 +32,6 @@ pub struct DirectorySettings {
     pub ca_file: Option<PathBuf>,
     /// The operator's UPN (or DN) for the simple bind.
     pub bind_user: String,
-    pub password: Password,
     /// Writable DCs to check after a change [default: read from the configuration partition].
     pub domain_controllers: Option<Vec<String>>,
     /// Each LDAP operation, and connecting, gives up after this long.
@@ -140,20 +139,24 @@ pub struct Connection {
 
 impl Connection {
     /// Connects to the configured DC.
-    pub async fn open(settings: &DirectorySettings) -> Result<Self, DirectoryError> {
+    pub async fn open(
+        settings: &DirectorySettings,
+        password: &Password,
+    ) -> Result<Self, DirectoryError> {
         if settings.security == Security::Plain {
             tracing::warn!(
                 "insecure_plain_ldap = true: the operator's password goes to {} in clear text",
                 settings.url()
             );
         }
-        Self::open_host(settings, &settings.host).await
+        Self::open_host(settings, password, &settings.host).await
     }
 
     /// Connects to `host` with the configured port, security and credentials,
     /// binds as the operator and reads the rootDSE.
     pub async fn open_host(
         settings: &DirectorySettings,
+        password: &Password,
         host: &str,
     ) -> Result<Self, DirectoryError> {
         let url = settings.url_for(host);
@@ -174,7 +177,7 @@ impl Connection {
         ldap3::drive!(conn);
         let result = ldap
             .with_timeout(settings.operation_timeout)
-            .simple_bind(&settings.bind_user, settings.password.expose())
+            .simple_bind(&settings.bind_user, password.expose())
             .await
             .map_err(|e| DirectoryError::Unreachable {
                 url: url.clone(),

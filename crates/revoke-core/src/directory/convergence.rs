@@ -16,6 +16,7 @@ use super::change::{AccountState, Change, apply};
 use super::connection::{Connection, DirectorySettings};
 use super::topology::DomainController;
 use crate::events::{DcOutcome, DcStatus, Event, EventSink};
+use crate::secrets::Secrets;
 
 /// Between two reads of a lagging DC.
 const POLL: Duration = Duration::from_millis(300);
@@ -31,26 +32,26 @@ pub struct Written {
     pub state: AccountState,
 }
 
-/// Waits until every DC in `lagging_dcs` has the change for every account,
-/// or `deadline` passes. Returns one outcome per DC, in the given order.
-pub async fn converge(
-    settings: &DirectorySettings,
-    source_dsa: &str,
-    dcs: &[DomainController],
-    accounts: &[Written],
-    change: &Change,
-    deadline: Duration,
-    events: &EventSink,
-) -> Vec<DcOutcome> {
-    let gate = Arc::new(Gate {
-        settings: settings.clone(),
-        source_dsa: source_dsa.to_string(),
-        accounts: accounts.to_vec(),
-        change: change.clone(),
-        started: Instant::now(),
-        deadline,
-        events: events.clone(),
-    });
+/// What every DC's check shares: how to reach the DCs, what was written
+/// where, and how long to wait.
+pub struct Gate {
+    pub settings: DirectorySettings,
+    pub secrets: Secrets,
+    /// The DSA object of the DC the change was written on.
+    pub source_dsa: String,
+    pub accounts: Vec<Written>,
+    pub change: Change,
+    /// When the write on the source DC ended.
+    pub written_at: Instant,
+    pub deadline: Duration,
+    pub events: EventSink,
+}
+
+/// Waits until every DC in `dcs` has the change for every account, or the
+/// gate's deadline passes. Returns one outcome per DC, in the given order.
+pub async fn converge(gate: Gate, dcs: &[DomainController]) -> Vec<DcOutcome> {
+    let gate = Arc::new(gate);
+    let deadline = gate.deadline;
     let mut tasks = JoinSet::new();
     for (index, dc) in dcs.iter().enumerate() {
         let gate = gate.clone();
@@ -84,17 +85,6 @@ pub async fn converge(
         .collect()
 }
 
-/// What every DC's check shares.
-struct Gate {
-    settings: DirectorySettings,
-    source_dsa: String,
-    accounts: Vec<Written>,
-    change: Change,
-    started: Instant,
-    deadline: Duration,
-    events: EventSink,
-}
-
 impl Gate {
     fn not_converged(&self, dc: &DomainController, why: String) -> DcOutcome {
         let message = format!(
@@ -104,7 +94,7 @@ impl Gate {
         DcOutcome::now(
             &dc.host,
             DcStatus::NotConverged,
-            self.started.elapsed(),
+            self.written_at.elapsed(),
             Some(message),
         )
     }
@@ -112,12 +102,12 @@ impl Gate {
 
 async fn converge_one(gate: &Gate, dc: &DomainController) -> DcOutcome {
     let (settings, change, started, deadline) =
-        (&gate.settings, &gate.change, gate.started, gate.deadline);
+        (&gate.settings, &gate.change, gate.written_at, gate.deadline);
     let step = |what: String| gate.events.emit(Event::DirectoryStep { what });
     let not_converged = |why: String| gate.not_converged(dc, why);
     let mut last_error = String::new();
     let mut conn = loop {
-        match Connection::open_host(settings, &dc.host).await {
+        match Connection::open_host(settings, &gate.secrets.operator, &dc.host).await {
             Ok(conn) => break conn,
             Err(error) => {
                 // Unreachable DCs are retried until the deadline: one that
@@ -211,7 +201,14 @@ async fn converge_one(gate: &Gate, dc: &DomainController) -> DcOutcome {
                     names.join(", ")
                 ));
                 for account in &lagging {
-                    match apply(&mut conn, &account.dn, change).await {
+                    match apply(
+                        &mut conn,
+                        &account.dn,
+                        change,
+                        gate.secrets.new_password.as_ref(),
+                    )
+                    .await
+                    {
                         Ok(_) => {
                             direct_write = true;
                             written_here.push(&account.dn);

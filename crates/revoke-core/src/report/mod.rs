@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::events::{
     ActionOutcome, ActionStatus, DcOutcome, DcStatus, Event, ServerStatus, UserOutcome, UserStatus,
 };
-use crate::f5::{F5Outcome, F5Status};
+use crate::events::{F5Outcome, F5Status};
 use crate::plan::Method;
 
 pub use json::render as render_json;
@@ -31,8 +31,10 @@ pub struct RunReport {
     pub action: String,
     pub method: Method,
     pub dry_run: bool,
-    pub started_at: String,
-    pub finished_at: Option<String>,
+    #[serde(serialize_with = "rfc3339")]
+    pub started_at: SystemTime,
+    #[serde(serialize_with = "rfc3339_opt")]
+    pub finished_at: Option<SystemTime>,
     pub waves: Vec<Vec<String>>,
     pub servers: Vec<ServerReport>,
     pub summary: Summary,
@@ -56,7 +58,8 @@ pub struct RunReport {
 pub struct Exposure {
     pub closed: bool,
     /// The last of those moments (RFC 3339); null while open.
-    pub closed_at: Option<String>,
+    #[serde(serialize_with = "rfc3339_opt")]
+    pub closed_at: Option<SystemTime>,
     /// From the start of the run until then; null while open.
     pub window_ms: Option<u64>,
 }
@@ -80,7 +83,8 @@ pub struct ServerReport {
     pub error: Option<String>,
     /// When no worker from before the flush was left (RFC 3339); null if
     /// one still ran when revoke stopped waiting, or nothing was flushed.
-    pub old_workers_exited_at: Option<String>,
+    #[serde(serialize_with = "rfc3339_opt")]
+    pub old_workers_exited_at: Option<SystemTime>,
     pub actions: Vec<ActionOutcome>,
 }
 
@@ -269,24 +273,22 @@ impl RunReport {
             return open;
         }
         // Every DC confirmed (an unchecked one is not) and every server's
-        // old workers gone; None if any is missing. The timestamps share one
-        // RFC 3339 UTC format, so as strings they order like times.
+        // old workers gone; None if any is missing.
         let dcs = self
             .directory
             .iter()
             .flat_map(|d| &d.domain_controllers)
-            .map(|dc| dc.confirmed_at.clone());
-        let servers = self.servers.iter().map(|s| s.old_workers_exited_at.clone());
+            .map(|dc| dc.confirmed_at);
+        let servers = self.servers.iter().map(|s| s.old_workers_exited_at);
         // And every BIG-IP seen without the accounts' APM sessions.
-        let f5 = self.f5.iter().map(|d| d.confirmed_at.clone());
-        let moments: Option<Vec<String>> = dcs.chain(servers).chain(f5).collect();
+        let f5 = self.f5.iter().map(|d| d.confirmed_at);
+        let moments: Option<Vec<SystemTime>> = dcs.chain(servers).chain(f5).collect();
         let Some(closed_at) = moments.and_then(|m| m.into_iter().max()) else {
             return open;
         };
-        let window_ms = humantime::parse_rfc3339(&closed_at)
+        let window_ms = closed_at
+            .duration_since(self.started_at)
             .ok()
-            .zip(humantime::parse_rfc3339(&self.started_at).ok())
-            .and_then(|(end, start)| end.duration_since(start).ok())
             .map(|d| d.as_millis() as u64);
         Exposure {
             closed: true,
@@ -335,7 +337,7 @@ impl RunReport {
             action: action.to_string(),
             method: Method::Recycle,
             dry_run,
-            started_at: timestamp(started_at),
+            started_at,
             finished_at: None,
             waves: Vec::new(),
             servers: Vec::new(),
@@ -349,8 +351,25 @@ impl RunReport {
     }
 }
 
+/// How the report writes a moment: RFC 3339, UTC, milliseconds.
 pub fn timestamp(at: SystemTime) -> String {
     humantime::format_rfc3339_millis(at).to_string()
+}
+
+/// serde: a moment as [`timestamp`] writes it.
+pub fn rfc3339<S: serde::Serializer>(at: &SystemTime, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&timestamp(*at))
+}
+
+/// serde: an optional moment as [`timestamp`] writes it, or null.
+pub fn rfc3339_opt<S: serde::Serializer>(
+    at: &Option<SystemTime>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match at {
+        Some(at) => rfc3339(at, serializer),
+        None => serializer.serialize_none(),
+    }
 }
 
 /// Plain words for the failed actions of a server, if any.
@@ -386,7 +405,7 @@ impl ReportBuilder {
     pub fn finish(self) -> Option<RunReport> {
         let mut report = self.report?;
         if report.finished_at.is_none() {
-            report.finished_at = Some(timestamp(SystemTime::now()));
+            report.finished_at = Some(SystemTime::now());
         }
         for server in &mut report.servers {
             if !self.finished.contains(&server.host) {
@@ -541,12 +560,12 @@ impl Reporter for ReportBuilder {
                     s.attempts = outcome.attempts;
                     s.error = outcome.error.clone();
                     s.computer = outcome.computer.clone();
-                    s.old_workers_exited_at = outcome.old_workers_exited_at.map(timestamp);
+                    s.old_workers_exited_at = outcome.old_workers_exited_at;
                 }
             }
             Event::RunFinished { finished_at } => {
                 if let Some(report) = self.report.as_mut() {
-                    report.finished_at = Some(timestamp(*finished_at));
+                    report.finished_at = Some(*finished_at);
                 }
             }
             Event::ServerStarted { .. }

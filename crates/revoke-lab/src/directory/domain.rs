@@ -1,6 +1,7 @@
-//! The domain behind every DC: bind, search, add and modify with AD's
-//! semantics and result texts, access control, and replication between the
-//! DCs' copies.
+//! The domain behind every DC: its identity (base DN, SID), one copy of
+//! the data per DC, and the LDAP operations on a copy (rootDSE, search,
+//! add, modify, delete) with AD's semantics, value rules and result texts.
+//! Who may do what is `access`; how copies converge is `replication`.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -9,25 +10,10 @@ use std::time::Duration;
 
 use ldap3_proto::proto::{LdapFilter, LdapModifyType, LdapSearchScope};
 
+use super::access::{Bound, Delegation};
 use super::filter;
+use super::replication::{Replication, root_dse_modify_refused};
 use super::store::*;
-
-/// AD's text for a failed simple bind, with its `data` sub-code.
-pub fn bind_error(data: &str) -> LdapError {
-    LdapError::new(
-        49,
-        format!(
-            "80090308: LdapErr: DSID-0C09041C, comment: AcceptSecurityContext error, data {data}, v4563"
-        ),
-    )
-}
-
-fn insufficient_access(dn: &str) -> LdapError {
-    LdapError::new(
-        INSUFFICIENT_ACCESS,
-        format!("00002098: Object {dn} has no write property access"),
-    )
-}
 
 fn no_such_object(data: &DcData, dn: &str) -> LdapError {
     LdapError::new(
@@ -39,30 +25,12 @@ fn no_such_object(data: &DcData, dn: &str) -> LdapError {
     )
 }
 
-/// Rights an account has below a container, like a DACL delegation.
-#[derive(Debug, Clone)]
-pub struct Delegation {
-    /// Normalised DN of the trustee.
-    pub trustee: String,
-    /// Normalised DN of the container (the rights apply to user objects below it).
-    pub scope: String,
-    /// Attributes it may write (lower case); unicodePwd means "reset password".
-    pub attributes: Vec<String>,
-}
-
 /// A DC as the rest of the domain knows it.
 #[derive(Debug, Clone)]
 pub struct DcInfo {
     /// The listen address, also its dNSHostName.
     pub host: String,
     pub dsa_dn: String,
-}
-
-/// Who a connection is bound as.
-#[derive(Debug, Clone, Default)]
-pub struct Bound {
-    pub dn: Option<String>,
-    pub admin: bool,
 }
 
 /// One modification as the wire gives it.
@@ -83,11 +51,9 @@ pub struct Domain {
     pub delegations: Mutex<Vec<Delegation>>,
     pub allow_plain_bind: bool,
     data: Vec<Mutex<DcData>>,
-    /// Per DC: how long changes from other DCs take to arrive (None = never).
-    delays: Mutex<Vec<Option<Duration>>>,
+    pub replication: Replication,
     stamp: AtomicU64,
     next_rid: AtomicU32,
-    runtime: Mutex<Option<tokio::runtime::Handle>>,
 }
 
 impl Domain {
@@ -117,15 +83,10 @@ impl Domain {
             dcs,
             delegations: Mutex::new(Vec::new()),
             allow_plain_bind,
-            delays: Mutex::new(delays),
+            replication: Replication::new(delays),
             stamp: AtomicU64::new(1),
             next_rid: AtomicU32::new(1103),
-            runtime: Mutex::new(None),
         }
-    }
-
-    pub fn set_runtime(&self, handle: tokio::runtime::Handle) {
-        *lock(&self.runtime) = Some(handle);
     }
 
     pub fn dc_count(&self) -> usize {
@@ -136,10 +97,6 @@ impl Domain {
         lock(&self.data[dc])
     }
 
-    pub fn set_delay(&self, dc: usize, delay: Option<Duration>) {
-        lock(&self.delays)[dc] = delay;
-    }
-
     pub fn next_sid(&self) -> String {
         let rid = self.next_rid.fetch_add(1, Ordering::Relaxed);
         format!("{}-{rid}", self.domain_sid)
@@ -147,88 +104,6 @@ impl Domain {
 
     fn next_stamp(&self) -> u64 {
         self.stamp.fetch_add(1, Ordering::Relaxed)
-    }
-
-    // ------------------------------------------------------------ bind
-
-    /// A simple bind on DC `dc`: `who` is a DN, a UPN or `DOMAIN\sam`.
-    pub fn bind(&self, dc: usize, who: &str, password: &str, tls: bool) -> LdapResult<Bound> {
-        if who.is_empty() && password.is_empty() {
-            return Ok(Bound::default());
-        }
-        if !tls && !self.allow_plain_bind {
-            return Err(LdapError::new(
-                8,
-                // Samba's text; clients name result 8 "Strong(er) authentication required".
-                "BindSimple: Transport encryption required.",
-            ));
-        }
-        let data = self.data(dc);
-        let Some(entry) = self.find_account(&data, who) else {
-            return Err(bind_error("525"));
-        };
-        if password.is_empty() || !entry.secrets.accepts(password) {
-            return Err(bind_error("52e"));
-        }
-        if entry.uac() & UAC_DISABLE != 0 {
-            return Err(bind_error("533"));
-        }
-        if entry.number("lockoutTime").unwrap_or(0) > 0 {
-            return Err(bind_error("775"));
-        }
-        if entry.first("pwdLastSet").as_deref() == Some("0") {
-            return Err(bind_error("773"));
-        }
-        Ok(Bound {
-            dn: Some(entry.dn.clone()),
-            admin: self.is_admin(&data, entry),
-        })
-    }
-
-    fn find_account<'d>(&self, data: &'d DcData, who: &str) -> Option<&'d Entry> {
-        let accounts = || {
-            data.entries
-                .values()
-                .filter(|e| sam_account_type(e).is_some_and(|t| t >= 0x3000_0000))
-        };
-        let same = |a: &str, b: &str| a.to_lowercase() == b.to_lowercase();
-        if let Some((domain, sam)) = who.split_once('\\') {
-            if !same(domain, &self.netbios) && !same(domain, &self.dns_domain) {
-                return None;
-            }
-            return accounts().find(|e| e.first("sAMAccountName").is_some_and(|s| same(&s, sam)));
-        }
-        if who.contains('=') {
-            return data.get(who).filter(|e| sam_account_type(e).is_some());
-        }
-        if let Some((name, suffix)) = who.split_once('@') {
-            let by_upn =
-                accounts().find(|e| e.first("userPrincipalName").is_some_and(|u| same(&u, who)));
-            return by_upn.or_else(|| {
-                same(suffix, &self.dns_domain)
-                    .then(|| {
-                        accounts()
-                            .find(|e| e.first("sAMAccountName").is_some_and(|s| same(&s, name)))
-                    })
-                    .flatten()
-            });
-        }
-        None
-    }
-
-    /// RID 500, or a member of Domain Admins, Enterprise Admins or Administrators.
-    fn is_admin(&self, data: &DcData, entry: &Entry) -> bool {
-        if entry.rid() == Some(500) {
-            return true;
-        }
-        let admin_sids = [
-            sid_bytes(&format!("{}-512", self.domain_sid)),
-            sid_bytes(&format!("{}-519", self.domain_sid)),
-            sid_bytes("S-1-5-32-544"),
-        ];
-        data.groups_of(&entry.dn)
-            .iter()
-            .any(|g| g.values("objectSid").iter().any(|s| admin_sids.contains(s)))
     }
 
     // ------------------------------------------------------------ search
@@ -328,9 +203,7 @@ impl Domain {
         attrs: Vec<(String, Vec<Vec<u8>>)>,
         tls: bool,
     ) -> LdapResult<()> {
-        if !who.admin {
-            return Err(insufficient_access(dn));
-        }
+        who.check_admin(dn)?;
         let mut entry = self.build(dn, attrs, tls)?;
         let mut data = self.data(dc);
         let norm = norm_dn(dn);
@@ -462,19 +335,13 @@ impl Domain {
         tls: bool,
     ) -> LdapResult<()> {
         if norm_dn(dn).is_empty() {
-            // Samba: rootDSE modifies (replicateSingleObject, ...) are refused.
-            return Err(LdapError::new(
-                UNWILLING,
-                "rootdse_modify: unknown attribute to change!",
-            ));
+            return Err(root_dse_modify_refused());
         }
         let mut data = self.data(dc);
         let Some(current) = data.get(dn) else {
             return Err(no_such_object(&data, dn));
         };
-        if !who.admin && !self.delegated(who, current, changes) {
-            return Err(insufficient_access(dn));
-        }
+        self.check_write(who, dn, current, changes)?;
         let mut entry = current.clone();
         for change in changes {
             apply_change(&mut entry, change, tls)?;
@@ -488,26 +355,9 @@ impl Domain {
         Ok(())
     }
 
-    fn delegated(&self, who: &Bound, target: &Entry, changes: &[Change]) -> bool {
-        let Some(me) = who.dn.as_deref().map(norm_dn) else {
-            return false;
-        };
-        let target_norm = target.norm();
-        lock(&self.delegations).iter().any(|d| {
-            d.trustee == me
-                && target.has_class("user")
-                && target_norm.ends_with(&format!(",{}", d.scope))
-                && changes
-                    .iter()
-                    .all(|c| d.attributes.contains(&c.attr.to_ascii_lowercase()))
-        })
-    }
-
     /// Deletes a leaf entry (administrators only).
     pub fn delete(self: &Arc<Self>, dc: usize, who: &Bound, dn: &str) -> LdapResult<()> {
-        if !who.admin {
-            return Err(insufficient_access(dn));
-        }
+        who.check_admin(dn)?;
         let mut data = self.data(dc);
         let norm = norm_dn(dn);
         if !data.entries.contains_key(&norm) {
@@ -528,69 +378,9 @@ impl Domain {
         self.replicate(dc, Replica::Remove { norm, stamp });
         Ok(())
     }
-
-    // ------------------------------------------------------------ replication
-
-    fn replicate(self: &Arc<Self>, from: usize, replica: Replica) {
-        let delays = lock(&self.delays).clone();
-        let runtime = lock(&self.runtime).clone();
-        for (to, delay) in delays.into_iter().enumerate() {
-            if to == from {
-                continue;
-            }
-            match delay {
-                None => {}
-                Some(d) if d.is_zero() => {
-                    self.data(to).apply(&replica);
-                }
-                Some(d) => {
-                    let Some(runtime) = runtime.clone() else {
-                        continue;
-                    };
-                    let me = Arc::downgrade(self);
-                    let replica = replica.clone();
-                    runtime.spawn(async move {
-                        tokio::time::sleep(d).await;
-                        if let Some(domain) = me.upgrade() {
-                            domain.data(to).apply(&replica);
-                        }
-                    });
-                }
-            }
-        }
-    }
-
-    /// Copies what DC `from` has and DC `to` lacks (or has older),
-    /// deletions included: one object, or everything. Returns how many
-    /// objects changed on `to`.
-    pub fn pull(&self, from: usize, to: usize, dn: Option<&str>) -> usize {
-        if from == to {
-            return 0;
-        }
-        let source: Vec<Replica> = {
-            let data = self.data(from);
-            let wanted = dn.map(norm_dn);
-            let tombstones = data
-                .deleted
-                .iter()
-                .filter(|(norm, _)| wanted.as_ref().is_none_or(|w| w == *norm))
-                .map(|(norm, stamp)| Replica::Remove {
-                    norm: norm.clone(),
-                    stamp: *stamp,
-                });
-            let live = data
-                .entries
-                .iter()
-                .filter(|(norm, _)| wanted.as_ref().is_none_or(|w| w == *norm))
-                .map(|(_, e)| Replica::Put(e.clone()));
-            tombstones.chain(live).collect()
-        };
-        let mut target = self.data(to);
-        source.iter().filter(|r| target.apply(r)).count()
-    }
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 

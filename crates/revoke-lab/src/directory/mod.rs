@@ -10,12 +10,16 @@
 //! pulls it. Like Samba, no DC accepts rootDSE `replicateSingleObject`.
 //!
 //! Modules: `store` (entries, DNs, AD's value rules), `filter` (search
-//! filters), `domain` (bind/search/add/modify, access control,
-//! replication), `server` (the wire: ldap3_proto over tokio, LDAPS and
-//! StartTLS), `seed` (the domain a fresh directory holds).
+//! filters), `domain` (the LDAP operations: rootDSE, search, add, modify,
+//! delete), `access` (binds, administrators, delegated rights),
+//! `replication` (per-DC delays, pulls, no replicateSingleObject), `server`
+//! (the wire: ldap3_proto over tokio, LDAPS and StartTLS), `seed` (the
+//! domain a fresh directory holds).
 
+mod access;
 mod domain;
 mod filter;
+mod replication;
 mod seed;
 mod server;
 mod store;
@@ -33,7 +37,8 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
-use self::domain::{Bound, Change, DcInfo, Domain};
+use self::access::Bound;
+use self::domain::{Change, DcInfo, Domain};
 pub use self::store::LdapError;
 
 /// One domain controller of the lab directory.

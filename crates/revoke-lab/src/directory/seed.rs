@@ -6,7 +6,8 @@
 use std::sync::Arc;
 
 use super::DirectoryConfig;
-use super::domain::{Bound, Delegation, Domain};
+use super::access::{Bound, Delegation};
+use super::domain::Domain;
 use super::store::{LdapResult, norm_dn, sid_bytes};
 
 pub fn base_dn(dns_domain: &str) -> String {

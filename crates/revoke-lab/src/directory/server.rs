@@ -14,7 +14,8 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::codec::Framed;
 
-use super::domain::{Bound, Change, Domain};
+use super::access::Bound;
+use super::domain::{Change, Domain};
 use super::store::{Entry, LdapError};
 
 pub const STARTTLS_OID: &str = "1.3.6.1.4.1.1466.20037";

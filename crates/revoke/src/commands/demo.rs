@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use crate::cli::{DemoArgs, OutputFormat};
+use crate::cli::{DemoArgs, OutputFormat, RunArgs};
 use crate::config::{
     DEFAULT_DRAIN_TIMEOUT_SECS, DEFAULT_PARALLEL, DEFAULT_RETRIES, DEFAULT_TIMEOUT_SECS,
 };
@@ -20,6 +20,7 @@ use revoke_core::directory::{DirectorySettings, Security};
 use revoke_core::f5::{F5Device, F5Settings};
 use revoke_core::plan::{FlushPlan, Method, PoolSelection, Target};
 use revoke_core::revocation::RevocationPlan;
+use revoke_core::secrets::Secrets;
 use revoke_lab::directory::{DcConfig, Directory, DirectoryConfig, SeedUser};
 use revoke_lab::{
     BigIpConfig, ENDPOINTS, FrontEndConfig, Lab, LabBigIp, LabConfig, VirtualServerConfig,
@@ -32,7 +33,7 @@ const USER_PASSWORD: &str = "Alice-Phone-2026!";
 /// How often the phone syncs.
 const SYNC_EVERY: Duration = Duration::from_millis(700);
 
-pub async fn run(args: DemoArgs) -> anyhow::Result<u8> {
+pub async fn run(args: DemoArgs) -> anyhow::Result<Ended> {
     let human = args.output == OutputFormat::Human;
     // A closed pipe (`revoke demo | head`) must not panic the demo.
     let say = |text: &str| {
@@ -170,13 +171,12 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<u8> {
             security: Security::Ldaps,
             ca_file: Some(directory_ca.clone()),
             bind_user: operator.clone(),
-            password: Password::new(operator_password.clone()),
             domain_controllers: None,
             operation_timeout: Duration::from_secs(15),
         },
         replication_timeout: Some(Duration::from_secs(60)),
         allow_privileged: false,
-        flush: flush_plan(&lab, &operator_password),
+        flush: flush_plan(&lab),
         f5: Some(F5Settings {
             devices: vec![F5Device {
                 host: bigip.addr().ip().to_string(),
@@ -184,18 +184,21 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<u8> {
                 label: bigip.addr().to_string(),
             }],
             user: "revoke-f5".into(),
-            password: Password::new(operator_password.clone()),
             ca_file: Some(lab_ca.clone()),
             accept_invalid_certs: false,
             timeout: Duration::from_secs(30),
         }),
     };
     let revoke_started = Instant::now();
-    let ended = run::revocation(plan, true, args.output, args.quiet).await?;
-    let code = match &ended {
-        Ended::NotStarted(code) => *code,
-        Ended::Ran(finished) => finished.exit_code(),
+    let secrets = Secrets::operator(Password::new(operator_password.clone()));
+    let run_args = RunArgs {
+        config: None,
+        password_stdin: false,
+        output: args.output,
+        quiet: args.quiet,
     };
+    let ended = run::revocation(plan, secrets, true, &run_args).await?;
+    run::print_report(&ended, args.output);
 
     // 4. The phone again.
     say("\n4. Alice's phone, again:");
@@ -226,11 +229,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<u8> {
     lab.shutdown().await;
     drop(directory);
     let _ = std::fs::remove_dir_all(&work);
-    Ok(code)
+    Ok(ended)
 }
 
 /// The lab's servers over WinRM as the directory's operator.
-fn flush_plan(lab: &Lab, password: &str) -> FlushPlan {
+fn flush_plan(lab: &Lab) -> FlushPlan {
     FlushPlan {
         targets: lab
             .servers()
@@ -255,7 +258,6 @@ fn flush_plan(lab: &Lab, password: &str) -> FlushPlan {
             scheme: Scheme::Http,
             auth: Auth::Negotiate,
             user: "LAB\\revoke-op".into(),
-            password: Password::new(password.to_string()),
             ca_file: None,
             accept_invalid_certs: false,
             connect_timeout: Duration::from_secs(5),

@@ -6,9 +6,10 @@ use std::time::Duration;
 use anyhow::Context;
 
 use crate::cli::LabArgs;
+use crate::run::Ended;
 use revoke_lab::{ENDPOINTS, FrontEndConfig, Lab, LabConfig, LabTransport};
 
-pub async fn run(args: LabArgs) -> anyhow::Result<u8> {
+pub async fn run(args: LabArgs) -> anyhow::Result<Ended> {
     let config = config_from(&args)?;
     let transport = args.transport;
     let password = config.admin_password.clone();
@@ -46,7 +47,7 @@ pub async fn run(args: LabArgs) -> anyhow::Result<u8> {
         .await
         .context("waiting for Ctrl-C")?;
     lab.shutdown().await;
-    Ok(crate::exit::OK)
+    Ok(Ended::Done)
 }
 
 fn config_from(args: &LabArgs) -> anyhow::Result<LabConfig> {

@@ -194,9 +194,10 @@ fn column_width<'a>(header: &str, values: impl IntoIterator<Item = &'a str>) -> 
 fn exposure_line(exposure: &Exposure, open_items: bool, apm: bool) -> String {
     match (&exposure.closed_at, exposure.window_ms) {
         (Some(at), Some(ms)) if exposure.closed => format!(
-            "Exposure window closed {:.1} s after the start ({at}): every DC has the change{} \
+            "Exposure window closed {:.1} s after the start ({}): every DC has the change{} \
              and no worker holding an older token is left.",
             ms as f64 / 1000.0,
+            revoke_core::report::timestamp(*at),
             if apm {
                 ", no APM session of the account is left"
             } else {
@@ -232,7 +233,7 @@ fn server_block(out: &mut String, server: &ServerReport, host_width: usize, pool
             out,
             "  {:pool_width$}  {:9}  {}",
             pool_label(action),
-            status_word(action.status),
+            action_word(action.status),
             action_detail(action)
         );
     }
@@ -246,14 +247,11 @@ fn pool_label(action: &ActionOutcome) -> String {
     }
 }
 
-fn status_word(status: ActionStatus) -> &'static str {
+/// A failed action stands out among the pools' lines.
+fn action_word(status: ActionStatus) -> String {
     match status {
-        ActionStatus::Recycled => "recycled",
-        ActionStatus::Reset => "reset",
-        ActionStatus::Planned => "planned",
-        ActionStatus::Absent => "absent",
-        ActionStatus::Stopped => "stopped",
-        ActionStatus::Failed => "FAILED",
+        ActionStatus::Failed => "FAILED".into(),
+        other => word(&other),
     }
 }
 
@@ -365,8 +363,8 @@ mod tests {
             action: "flush".into(),
             method: Method::Recycle,
             dry_run: false,
-            started_at: "2026-11-23T10:00:00.000Z".into(),
-            finished_at: Some("2026-11-23T10:00:02.345Z".into()),
+            started_at: humantime::parse_rfc3339("2026-11-23T10:00:00.000Z").unwrap(),
+            finished_at: Some(humantime::parse_rfc3339("2026-11-23T10:00:02.345Z").unwrap()),
             waves: vec![],
             servers: vec![
                 ServerReport {
@@ -463,6 +461,33 @@ mod tests {
     #[test]
     fn table_for_a_mixed_run() {
         insta::assert_snapshot!(render(&scenario()));
+    }
+
+    /// The JSON document of the same run: a change to its schema is a
+    /// reviewed diff (docs/report.md). Run id and moments are redacted.
+    #[test]
+    fn json_for_a_mixed_run() {
+        let mut doc: serde_json::Value =
+            serde_json::from_str(&revoke_core::report::render_json(&scenario())).unwrap();
+        redact(&mut doc);
+        insta::assert_snapshot!(serde_json::to_string_pretty(&doc).unwrap());
+    }
+
+    fn redact(value: &mut serde_json::Value) {
+        use serde_json::Value;
+        match value {
+            Value::Object(map) => {
+                for (key, value) in map.iter_mut() {
+                    if key == "run_id" || (key.ends_with("_at") && !value.is_null()) {
+                        *value = Value::String(format!("[{key}]"));
+                    } else {
+                        redact(value);
+                    }
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(redact),
+            _ => {}
+        }
     }
 
     #[test]

@@ -188,11 +188,13 @@ async fn a_concurrent_change_is_not_overwritten_and_other_bits_are_kept() {
         security: Security::Ldaps,
         ca_file: Some(d.ca_file().to_path_buf()),
         bind_user: d.operator_upn().to_string(),
-        password: revoke_core::Password::new(d.operator_password().into()),
         domain_controllers: None,
         operation_timeout: Duration::from_secs(15),
     };
-    let mut conn = Connection::open(&settings).await.expect("operator bind");
+    let password = revoke_core::Password::new(d.operator_password().into());
+    let mut conn = Connection::open(&settings, &password)
+        .await
+        .expect("operator bind");
     let seen = AccountState::read(&mut conn, &user.dn).await.unwrap();
     assert_eq!(seen.user_account_control, UAC_ENABLED);
     // Someone else sets DONT_EXPIRE_PASSWORD after revoke read the account.

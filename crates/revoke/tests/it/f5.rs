@@ -326,19 +326,21 @@ async fn each_device_fails_on_its_own() {
     let mine = good.add_session("LAB\\alice", "203.0.113.1");
     let theirs = foreign.add_session("alice", "203.0.113.2");
 
-    let client = F5Client::new(F5Settings {
-        devices: vec![
-            device(good.addr()),
-            device(foreign.addr()),
-            device(closed),
-            device(silent_addr),
-        ],
-        user: "revoke-f5".into(),
-        password: Password::new(LAB_DEFAULT_PASSWORD.into()),
-        ca_file: Some(ca_file),
-        accept_invalid_certs: false,
-        timeout: Duration::from_secs(2),
-    })
+    let client = F5Client::new(
+        F5Settings {
+            devices: vec![
+                device(good.addr()),
+                device(foreign.addr()),
+                device(closed),
+                device(silent_addr),
+            ],
+            user: "revoke-f5".into(),
+            ca_file: Some(ca_file),
+            accept_invalid_certs: false,
+            timeout: Duration::from_secs(2),
+        },
+        Password::new(LAB_DEFAULT_PASSWORD.into()),
+    )
     .expect("client");
     let (sink, mut events) = EventSink::channel();
     let alice = Identity {

@@ -1,14 +1,10 @@
-//! HTTP side of a lab server: listeners, per-connection authentication and
-//! message sealing, as HTTP.sys and the WinRM service do it by default.
-//!
-//! - HTTP listener: `WWW-Authenticate: Negotiate` only (Basic is off by
-//!   default), AllowUnencrypted=false: after NTLM, SOAP bodies must be sealed.
-//! - HTTPS listener: Negotiate (with channel bindings from the leaf
-//!   certificate, checked when the client sends them) and `Basic realm="WSMAN"`;
-//!   plaintext bodies are fine over TLS.
-//!
-//! NTLM authenticates the TCP connection, not the request: the context and
-//! its SessionSecurity live in [`ConnAuth`], one per connection, like HTTP.sys.
+//! The WinRM endpoint of a lab server over HTTP, as HTTP.sys serves it: the
+//! HTTP and HTTPS listeners, the [`Runtime`] that owns every listener of a
+//! lab (and the NeverAnswer and RefuseConnections faults), and `/wsman`'s
+//! HTTP rules (POST only, body size, the `Server` header, latency). Who the
+//! client is and how its messages are sealed is `auth`.
+
+mod auth;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -16,12 +12,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as B64;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, WWW_AUTHENTICATE};
+use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
@@ -31,15 +25,13 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use self::auth::ConnAuth;
 use super::CommandLog;
 use super::accounts::Accounts;
-use super::envelope::WsmanFault;
 use super::faults::ServerFaults;
 use super::iis::IisSim;
 use super::shell::{ShellService, SoapReply};
 use super::tls::ServerCert;
-use revoke_winrm::ntlm::{ServerContext, SessionSecurity};
-use revoke_winrm::sealing;
 
 /// Larger than WinRM's MaxEnvelopeSize (500 KB) once sealed and framed.
 const MAX_BODY: usize = 1024 * 1024;
@@ -70,18 +62,7 @@ enum Listener {
     Https([u8; 16]),
 }
 
-/// Authentication state of one TCP connection.
-enum ConnAuth {
-    None,
-    /// NEGOTIATE answered with a CHALLENGE; waiting for AUTHENTICATE.
-    Challenged(Box<ServerContext>),
-    /// NTLM done: who, and the keys that seal this connection's messages.
-    Authenticated {
-        user: String,
-        security: Box<SessionSecurity>,
-    },
-}
-
+/// One TCP connection to a server.
 struct Conn {
     shared: Arc<Shared>,
     listener: Listener,
@@ -313,72 +294,7 @@ fn soap_response(reply: SoapReply) -> Response<Full<Bytes>> {
     r
 }
 
-/// 401 offering what this listener accepts (Windows defaults).
-fn unauthorized(listener: Listener) -> Response<Full<Bytes>> {
-    let mut r = empty(StatusCode::UNAUTHORIZED);
-    let h = r.headers_mut();
-    h.append(WWW_AUTHENTICATE, HeaderValue::from_static("Negotiate"));
-    if matches!(listener, Listener::Https(_)) {
-        h.append(
-            WWW_AUTHENTICATE,
-            HeaderValue::from_static("Basic realm=\"WSMAN\""),
-        );
-    }
-    r
-}
-
-/// 401 carrying the NTLM CHALLENGE, under the scheme the client used. Only
-/// this one header: clients (winrm-rs) read the first WWW-Authenticate.
-fn challenge(scheme: &str, token: &[u8]) -> Response<Full<Bytes>> {
-    let mut r = empty(StatusCode::UNAUTHORIZED);
-    let value = format!("{scheme} {}", B64.encode(token));
-    if let Ok(v) = HeaderValue::from_str(&value) {
-        r.headers_mut().insert(WWW_AUTHENTICATE, v);
-    }
-    r
-}
-
-enum Credentials {
-    None,
-    Basic(String, String),
-    /// Scheme as sent ("Negotiate" or "NTLM") and the raw NTLMSSP token.
-    Ntlm(String, Vec<u8>),
-    Unusable,
-}
-
-fn credentials(req: &Request<Incoming>) -> Credentials {
-    let Some(value) = req.headers().get(AUTHORIZATION) else {
-        return Credentials::None;
-    };
-    let Ok(value) = value.to_str() else {
-        return Credentials::Unusable;
-    };
-    let (scheme, token) = value.trim().split_once(' ').unwrap_or((value, ""));
-    let Ok(raw) = B64.decode(token.trim()) else {
-        return Credentials::Unusable;
-    };
-    if scheme.eq_ignore_ascii_case("Basic") {
-        let text = String::from_utf8_lossy(&raw);
-        return match text.split_once(':') {
-            Some((u, p)) => Credentials::Basic(u.to_string(), p.to_string()),
-            None => Credentials::Unusable,
-        };
-    }
-    if scheme.eq_ignore_ascii_case("Negotiate") || scheme.eq_ignore_ascii_case("NTLM") {
-        // Raw NTLMSSP only; SPNEGO-wrapped tokens (Kerberos clients) are not
-        // understood by the lab.
-        if raw.starts_with(b"NTLMSSP\0") && raw.len() >= 12 {
-            let scheme = if scheme.eq_ignore_ascii_case("NTLM") {
-                "NTLM"
-            } else {
-                "Negotiate"
-            };
-            return Credentials::Ntlm(scheme.to_string(), raw);
-        }
-    }
-    Credentials::Unusable
-}
-
+/// One request to `/wsman`: HTTP checks, the whole body, then `auth`.
 async fn handle(conn: &Conn, req: Request<Incoming>) -> Response<Full<Bytes>> {
     if req.uri().path() != "/wsman" {
         return empty(StatusCode::NOT_FOUND);
@@ -389,12 +305,8 @@ async fn handle(conn: &Conn, req: Request<Incoming>) -> Response<Full<Bytes>> {
             .insert(hyper::header::ALLOW, HeaderValue::from_static("POST"));
         return r;
     }
-    let creds = credentials(&req);
-    let sealed = req
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(sealing::is_sealed);
+    let creds = auth::credentials(&req);
+    let sealed = auth::is_sealed(&req);
     // Read the whole body before answering, so that the connection (and
     // with it the NTLM context) stays usable after a 401.
     let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
@@ -406,136 +318,5 @@ async fn handle(conn: &Conn, req: Request<Incoming>) -> Response<Full<Bytes>> {
             return r;
         }
     };
-    let shared = &conn.shared;
-
-    match creds {
-        Credentials::Basic(user, password) => {
-            // Basic is off on the HTTP listener (Windows default).
-            if conn.listener == Listener::Http || !shared.accounts.check_basic(&user, &password) {
-                return unauthorized(conn.listener);
-            }
-            if sealed {
-                return empty(StatusCode::BAD_REQUEST);
-            }
-            let user = shared.accounts.canonical();
-            soap_response(shared.shells.handle(&body, &user).await)
-        }
-        Credentials::Ntlm(scheme, token) => {
-            let msg_type = u32::from_le_bytes([token[8], token[9], token[10], token[11]]);
-            match msg_type {
-                1 => {
-                    // A new NEGOTIATE restarts authentication on this connection.
-                    let mut ctx = Box::new(ServerContext::new(shared.accounts.identity()));
-                    let reply = ctx.challenge(&token);
-                    let mut auth = conn.auth.lock().expect("conn auth poisoned");
-                    match reply {
-                        Ok(ch) => {
-                            *auth = ConnAuth::Challenged(ctx);
-                            challenge(&scheme, &ch)
-                        }
-                        Err(_) => {
-                            *auth = ConnAuth::None;
-                            unauthorized(conn.listener)
-                        }
-                    }
-                }
-                3 => {
-                    if !accept_authenticate(conn, &token) {
-                        return unauthorized(conn.listener);
-                    }
-                    authenticated_body(conn, &body, sealed).await
-                }
-                _ => unauthorized(conn.listener),
-            }
-        }
-        Credentials::None => {
-            let authed = matches!(
-                *conn.auth.lock().expect("conn auth poisoned"),
-                ConnAuth::Authenticated { .. }
-            );
-            if !authed {
-                // Includes a sealed body on a connection without a context.
-                return unauthorized(conn.listener);
-            }
-            authenticated_body(conn, &body, sealed).await
-        }
-        Credentials::Unusable => unauthorized(conn.listener),
-    }
-}
-
-/// Checks an AUTHENTICATE against this connection's CHALLENGE; on success
-/// the connection is authenticated (and its sealing keys set).
-fn accept_authenticate(conn: &Conn, token: &[u8]) -> bool {
-    let expected_cbt = match conn.listener {
-        Listener::Https(cbt) => Some(cbt),
-        Listener::Http => None,
-    };
-    let mut auth = conn.auth.lock().expect("conn auth poisoned");
-    let ConnAuth::Challenged(mut ctx) = std::mem::replace(&mut *auth, ConnAuth::None) else {
-        return false;
-    };
-    let accounts = &conn.shared.accounts;
-    let Ok((_who, security)) = ctx.authenticate(
-        token,
-        &|u: &str, d: &str| accounts.nt_hash_of(u, d),
-        expected_cbt,
-    ) else {
-        return false;
-    };
-    *auth = ConnAuth::Authenticated {
-        user: accounts.canonical(),
-        security: Box::new(security),
-    };
-    true
-}
-
-/// A request on an NTLM-authenticated connection.
-async fn authenticated_body(conn: &Conn, body: &[u8], sealed: bool) -> Response<Full<Bytes>> {
-    let shared = &conn.shared;
-    if body.is_empty() {
-        // What pywinrm sends on the AUTHENTICATE leg to set up sealing.
-        return empty(StatusCode::OK);
-    }
-    let (user, soap) = {
-        let mut auth = conn.auth.lock().expect("conn auth poisoned");
-        let ConnAuth::Authenticated { user, security } = &mut *auth else {
-            return unauthorized(conn.listener);
-        };
-        let soap = if sealed {
-            match sealing::unseal_body(security, body) {
-                Ok(s) => s,
-                Err(_) => return empty(StatusCode::BAD_REQUEST),
-            }
-        } else if conn.listener == Listener::Http {
-            // AllowUnencrypted=false: plaintext SOAP over HTTP is refused even
-            // from an authenticated connection.
-            let relates = super::envelope::parse_request(body)
-                .ok()
-                .and_then(|r| r.message_id);
-            return soap_response(
-                shared
-                    .shells
-                    .fault_reply(&WsmanFault::unencrypted_refused(), relates.as_deref()),
-            );
-        } else {
-            body.to_vec()
-        };
-        (user.clone(), soap)
-    };
-    let reply = shared.shells.handle(&soap, &user).await;
-    if !sealed {
-        return soap_response(reply);
-    }
-    let mut auth = conn.auth.lock().expect("conn auth poisoned");
-    let ConnAuth::Authenticated { security, .. } = &mut *auth else {
-        return unauthorized(conn.listener);
-    };
-    let framed = sealing::seal_body(security, reply.xml.as_bytes());
-    let mut r = Response::new(Full::new(Bytes::from(framed)));
-    *r.status_mut() = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK);
-    r.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static(sealing::SEALED_CONTENT_TYPE),
-    );
-    r
+    auth::answer(conn, creds, &body, sealed).await
 }
