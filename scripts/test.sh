@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup-test-deps.sh
 export REVOKE_TEST_PYTHON="$PWD/.venv/bin/python"
 
-# The directory rule of tests/it/samba.rs: $REVOKE_TEST_SAMBA_DIR, else
+# The directory rule of crates/revoke/tests/it/samba.rs: $REVOKE_TEST_SAMBA_DIR, else
 # <target dir>/samba-ad. Exported, so the tests use this domain.
 target=${CARGO_TARGET_DIR:-target}
 case $target in /*) ;; *) target=$PWD/$target ;; esac

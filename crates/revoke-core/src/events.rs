@@ -227,7 +227,7 @@ pub struct DcOutcome {
     /// From the end of the write until this DC was seen with the change.
     pub elapsed_ms: u64,
     /// When this DC was seen with the change; None if it was not.
-    #[serde(serialize_with = "crate::report::rfc3339_opt")]
+    #[serde(serialize_with = "crate::timestamp::serialize_opt")]
     pub confirmed_at: Option<SystemTime>,
     pub message: Option<String>,
 }
@@ -350,7 +350,7 @@ pub struct F5Outcome {
     pub duration_ms: u64,
     /// When the device was seen without any session of the accounts;
     /// None unless `ok`.
-    #[serde(serialize_with = "crate::report::rfc3339_opt")]
+    #[serde(serialize_with = "crate::timestamp::serialize_opt")]
     pub confirmed_at: Option<SystemTime>,
     /// Plain words for anything not ok, e.g. "login refused (HTTP 401)".
     pub message: Option<String>,

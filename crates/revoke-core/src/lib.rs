@@ -21,5 +21,6 @@ pub mod plan;
 pub mod report;
 pub mod revocation;
 pub mod secrets;
+pub mod timestamp;
 
 pub use revoke_winrm::{Password, tls};

@@ -16,8 +16,9 @@ use revoke_winrm::Connector;
 /// First retry after this; doubles each time.
 const RETRY_BACKOFF: Duration = Duration::from_millis(250);
 
-/// Run the plan to the end and announce the end of the run.
-pub async fn run(plan: FlushPlan, connector: Connector, events: EventSink) {
+/// A run that is only a flush (`revoke flush`): the plan to the end, then
+/// the end of the run.
+pub async fn flush_and_finish(plan: FlushPlan, connector: Connector, events: EventSink) {
     flush(plan, connector, &events).await;
     events.emit(Event::RunFinished {
         finished_at: SystemTime::now(),

@@ -21,7 +21,7 @@ use crate::directory::{
     Connection, DirectoryError, DirectorySettings, UserAccount, discovery, identity, uac_flag_names,
 };
 use crate::events::{DcOutcome, DcStatus, Event, EventSink, UserOutcome, UserStatus};
-use crate::f5::{self, F5Client, F5Settings, Identity};
+use crate::f5::{self, F5Client, F5Settings, SessionOwner};
 use crate::orchestrate;
 use crate::plan::{FlushPlan, Target};
 use crate::secrets::Secrets;
@@ -205,9 +205,9 @@ pub async fn execute(prepared: Prepared, connector: Connector, events: EventSink
         domain_controllers,
         f5,
     } = prepared;
-    let identities: Vec<Identity> = accounts
+    let owners: Vec<SessionOwner> = accounts
         .iter()
-        .map(|(_, a)| Identity {
+        .map(|(_, a)| SessionOwner {
             sam: a.sam.clone(),
             upn: a.upn.clone(),
         })
@@ -240,7 +240,7 @@ pub async fn execute(prepared: Prepared, connector: Connector, events: EventSink
             let dc = dry_run_view(&plan.directory, &secrets, &host, &accounts).await;
             events.emit(Event::DomainControllerFinished { dc });
         }
-        flush_and_kill(plan.flush, connector, f5, identities, events).await;
+        flush_and_kill(plan.flush, connector, f5, owners, events).await;
         return;
     }
 
@@ -319,7 +319,7 @@ pub async fn execute(prepared: Prepared, connector: Connector, events: EventSink
     conn.close().await;
     // After the gate: a killed session that logs on again meets a DC that
     // already has the change.
-    flush_and_kill(plan.flush, connector, f5, identities, events).await;
+    flush_and_kill(plan.flush, connector, f5, owners, events).await;
 }
 
 /// The flush and the APM session kill, concurrently: neither waits for the
@@ -329,14 +329,17 @@ async fn flush_and_kill(
     flush: FlushPlan,
     connector: Connector,
     f5: Option<F5Client>,
-    identities: Vec<Identity>,
+    owners: Vec<SessionOwner>,
     events: EventSink,
 ) {
     let dry_run = flush.dry_run;
     let flush = orchestrate::flush(flush, connector, &events);
     match f5 {
         Some(f5) => {
-            tokio::join!(flush, f5::run(f5, identities, dry_run, events.clone()));
+            tokio::join!(
+                flush,
+                f5::kill_sessions(f5, owners, dry_run, events.clone())
+            );
         }
         None => flush.await,
     }

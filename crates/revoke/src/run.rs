@@ -39,7 +39,7 @@ impl Progress {
     }
 }
 
-/// How a command's run ended; [`crate::exit::Exit`] is decided from it.
+/// How a command's run ended; the exit code is decided from it (exit.rs).
 pub enum Ended {
     /// Nothing to run: `revoke servers` listed what it found.
     Done,
@@ -62,7 +62,7 @@ pub async fn flush(plan: FlushPlan, secrets: Secrets, run: &RunArgs) -> anyhow::
     warn_unverified(&plan);
     let connector = Connector::new(plan.connection.clone(), secrets.operator)?;
     let finished = drive(
-        |sink| orchestrate::run(plan, connector, sink),
+        |sink| orchestrate::flush_and_finish(plan, connector, sink),
         Progress::choose(run.output, run.quiet),
     )
     .await;

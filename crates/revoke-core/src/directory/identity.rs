@@ -16,7 +16,7 @@ use super::connection::{Connection, first};
 pub const USER_FILTER: &str = "(sAMAccountType=805306368)";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Identity {
+pub enum AccountName {
     Sam(String),
     DomainSam {
         domain: String,
@@ -27,7 +27,7 @@ pub enum Identity {
     Dn(String),
 }
 
-impl Identity {
+impl AccountName {
     pub fn parse(input: &str) -> Result<Self, DirectoryError> {
         let text = input.trim();
         if text.is_empty() {
@@ -41,7 +41,7 @@ impl Identity {
             && !sam.is_empty()
             && !domain.contains(['=', ',', '@'])
         {
-            return Ok(Identity::DomainSam {
+            return Ok(AccountName::DomainSam {
                 domain: domain.to_string(),
                 sam: sam.to_string(),
             });
@@ -54,25 +54,25 @@ impl Identity {
                 .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
             && text.contains(',')
         {
-            return Ok(Identity::Dn(text.to_string()));
+            return Ok(AccountName::Dn(text.to_string()));
         }
         if text.contains('@') {
-            return Ok(Identity::Address(text.to_string()));
+            return Ok(AccountName::Address(text.to_string()));
         }
-        Ok(Identity::Sam(text.to_string()))
+        Ok(AccountName::Sam(text.to_string()))
     }
 
     /// The filter that finds this identity among user objects (not for DNs).
     pub fn filter(&self) -> String {
         let clause = match self {
-            Identity::Sam(sam) | Identity::DomainSam { sam, .. } => {
+            AccountName::Sam(sam) | AccountName::DomainSam { sam, .. } => {
                 format!("(sAMAccountName={})", ldap_escape(sam.as_str()))
             }
-            Identity::Address(address) => {
+            AccountName::Address(address) => {
                 let v = ldap_escape(address.as_str());
                 format!("(|(userPrincipalName={v})(mail={v}))")
             }
-            Identity::Dn(dn) => format!("(distinguishedName={})", ldap_escape(dn.as_str())),
+            AccountName::Dn(dn) => format!("(distinguishedName={})", ldap_escape(dn.as_str())),
         };
         format!("(&{USER_FILTER}{clause})")
     }
@@ -80,19 +80,19 @@ impl Identity {
 
 /// Finds the one user object `input` names.
 pub async fn resolve(conn: &mut Connection, input: &str) -> Result<UserAccount, DirectoryError> {
-    let identity = Identity::parse(input)?;
+    let identity = AccountName::parse(input)?;
     let base = conn.root_dse.default_naming_context.clone();
-    if let Identity::DomainSam { domain, .. } = &identity {
+    if let AccountName::DomainSam { domain, .. } = &identity {
         check_domain(conn, domain).await?;
     }
     let (search_base, filter) = match &identity {
         // A base search on the DN itself: a DN outside the domain's naming
         // context or of a non-user object finds nothing.
-        Identity::Dn(dn) => (dn.clone(), format!("(&{USER_FILTER})")),
+        AccountName::Dn(dn) => (dn.clone(), format!("(&{USER_FILTER})")),
         other => (base.clone(), other.filter()),
     };
     let entries = match &identity {
-        Identity::Dn(dn) => match conn.read_filtered(dn, &filter).await {
+        AccountName::Dn(dn) => match conn.read_filtered(dn, &filter).await {
             Ok(entries) => entries,
             Err(DirectoryError::Operation { reason, .. }) if reason.contains("result 34") => {
                 return Err(DirectoryError::BadIdentity(format!(
@@ -168,37 +168,37 @@ mod tests {
     #[test]
     fn identity_forms() {
         assert_eq!(
-            Identity::parse(" alice ").unwrap(),
-            Identity::Sam("alice".into())
+            AccountName::parse(" alice ").unwrap(),
+            AccountName::Sam("alice".into())
         );
         assert_eq!(
-            Identity::parse("LAB\\alice").unwrap(),
-            Identity::DomainSam {
+            AccountName::parse("LAB\\alice").unwrap(),
+            AccountName::DomainSam {
                 domain: "LAB".into(),
                 sam: "alice".into()
             }
         );
         assert_eq!(
-            Identity::parse("alice@lab.example.test").unwrap(),
-            Identity::Address("alice@lab.example.test".into())
+            AccountName::parse("alice@lab.example.test").unwrap(),
+            AccountName::Address("alice@lab.example.test".into())
         );
         assert_eq!(
-            Identity::parse("CN=Alice Example,OU=Staff,DC=lab").unwrap(),
-            Identity::Dn("CN=Alice Example,OU=Staff,DC=lab".into())
+            AccountName::parse("CN=Alice Example,OU=Staff,DC=lab").unwrap(),
+            AccountName::Dn("CN=Alice Example,OU=Staff,DC=lab".into())
         );
-        assert!(Identity::parse("  ").is_err());
+        assert!(AccountName::parse("  ").is_err());
     }
 
     #[test]
     fn filter_values_are_escaped() {
-        let filter = Identity::parse("a*)(|(x=*").unwrap().filter();
+        let filter = AccountName::parse("a*)(|(x=*").unwrap().filter();
         assert_eq!(
             filter,
             "(&(sAMAccountType=805306368)(sAMAccountName=a\\2a\\29\\28|\\28x=\\2a))"
         );
-        let filter = Identity::parse("a\0b@x").unwrap().filter();
+        let filter = AccountName::parse("a\0b@x").unwrap().filter();
         assert!(filter.contains("(mail=a\\00b@x)"), "{filter}");
-        let filter = Identity::parse("\\start").unwrap().filter();
+        let filter = AccountName::parse("\\start").unwrap().filter();
         assert!(filter.contains("(sAMAccountName=\\5cstart)"), "{filter}");
     }
 }

@@ -23,7 +23,7 @@ pub mod topology;
 
 pub use account::{UserAccount, uac_flag_names};
 pub use connection::{Connection, DirectorySettings, RootDse, Security};
-pub use identity::Identity;
+pub use identity::AccountName;
 
 use thiserror::Error;
 

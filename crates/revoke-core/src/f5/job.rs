@@ -6,13 +6,18 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use super::client::F5Client;
-use super::{F5Device, Identity};
+use super::{F5Device, SessionOwner};
 use crate::events::{ApmSession, Event, EventSink, F5Outcome, F5Status, SessionStatus};
 
 /// Kills (or, in a dry run, lists) the sessions of `accounts` on every
 /// device, concurrently. Emits `F5Started`, `F5Step`s and one
 /// `F5DeviceFinished` per device; returns when every device is done.
-pub async fn run(client: F5Client, accounts: Vec<Identity>, dry_run: bool, events: EventSink) {
+pub async fn kill_sessions(
+    client: F5Client,
+    accounts: Vec<SessionOwner>,
+    dry_run: bool,
+    events: EventSink,
+) {
     events.emit(Event::F5Started {
         devices: client.devices().iter().map(|d| d.label.clone()).collect(),
         dry_run,
@@ -76,7 +81,7 @@ impl DeviceJob<'_> {
         });
     }
 
-    async fn run(&self, accounts: &[Identity], dry_run: bool) -> F5Outcome {
+    async fn run(&self, accounts: &[SessionOwner], dry_run: bool) -> F5Outcome {
         let label = &self.device.label;
         self.step("logging in");
         let token = match self.client.login(self.device).await {

@@ -25,7 +25,7 @@ use thiserror::Error;
 
 pub use crate::events::{ApmSession, F5Outcome, F5Status, SessionStatus};
 pub use client::{F5Client, ListedSession, parse_access_info};
-pub use job::run;
+pub use job::kill_sessions;
 
 pub const DEFAULT_PORT: u16 = 443;
 pub const DEFAULT_TIMEOUT_SECS: u64 = 30;
@@ -67,12 +67,12 @@ pub struct F5SetupError(pub(crate) String);
 
 /// An account whose sessions are killed: the names APM may log it under.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Identity {
+pub struct SessionOwner {
     pub sam: String,
     pub upn: Option<String>,
 }
 
-impl Identity {
+impl SessionOwner {
     /// Does APM's `logonUser` name this account? `sam`, `DOMAIN\sam` (any
     /// domain part) or the UPN, case-insensitive.
     pub fn matches(&self, logon_user: &str) -> bool {
@@ -159,7 +159,7 @@ mod tests {
 
     #[test]
     fn users_match_by_sam_domain_sam_and_upn_ignoring_case() {
-        let alice = Identity {
+        let alice = SessionOwner {
             sam: "alice".into(),
             upn: Some("alice.example@corp.example.com".into()),
         };
@@ -184,7 +184,7 @@ mod tests {
         ] {
             assert!(!alice.matches(name), "{name}");
         }
-        let no_upn = Identity {
+        let no_upn = SessionOwner {
             sam: "Jörg".into(),
             upn: None,
         };

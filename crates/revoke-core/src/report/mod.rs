@@ -12,6 +12,7 @@ use crate::events::{
 };
 use crate::events::{F5Outcome, F5Status};
 use crate::plan::Method;
+use crate::timestamp;
 
 pub use json::render as render_json;
 
@@ -31,9 +32,9 @@ pub struct RunReport {
     pub action: String,
     pub method: Method,
     pub dry_run: bool,
-    #[serde(serialize_with = "rfc3339")]
+    #[serde(serialize_with = "timestamp::serialize")]
     pub started_at: SystemTime,
-    #[serde(serialize_with = "rfc3339_opt")]
+    #[serde(serialize_with = "timestamp::serialize_opt")]
     pub finished_at: Option<SystemTime>,
     pub waves: Vec<Vec<String>>,
     pub servers: Vec<ServerReport>,
@@ -58,7 +59,7 @@ pub struct RunReport {
 pub struct Exposure {
     pub closed: bool,
     /// The last of those moments (RFC 3339); null while open.
-    #[serde(serialize_with = "rfc3339_opt")]
+    #[serde(serialize_with = "timestamp::serialize_opt")]
     pub closed_at: Option<SystemTime>,
     /// From the start of the run until then; null while open.
     pub window_ms: Option<u64>,
@@ -83,7 +84,7 @@ pub struct ServerReport {
     pub error: Option<String>,
     /// When no worker from before the flush was left (RFC 3339); null if
     /// one still ran when revoke stopped waiting, or nothing was flushed.
-    #[serde(serialize_with = "rfc3339_opt")]
+    #[serde(serialize_with = "timestamp::serialize_opt")]
     pub old_workers_exited_at: Option<SystemTime>,
     pub actions: Vec<ActionOutcome>,
 }
@@ -348,27 +349,6 @@ impl RunReport {
             exposure: None,
             f5: Vec::new(),
         }
-    }
-}
-
-/// How the report writes a moment: RFC 3339, UTC, milliseconds.
-pub fn timestamp(at: SystemTime) -> String {
-    humantime::format_rfc3339_millis(at).to_string()
-}
-
-/// serde: a moment as [`timestamp`] writes it.
-pub fn rfc3339<S: serde::Serializer>(at: &SystemTime, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.serialize_str(&timestamp(*at))
-}
-
-/// serde: an optional moment as [`timestamp`] writes it, or null.
-pub fn rfc3339_opt<S: serde::Serializer>(
-    at: &Option<SystemTime>,
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
-    match at {
-        Some(at) => rfc3339(at, serializer),
-        None => serializer.serialize_none(),
     }
 }
 

@@ -33,6 +33,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use super::LAB_DEFAULT_PASSWORD;
 use super::frontend::{Reply, WorkerGone};
 use super::tls::LabCa;
 
@@ -60,7 +61,7 @@ impl Default for BigIpConfig {
             name: "bigip1".into(),
             listen: IpAddr::V4(Ipv4Addr::LOCALHOST),
             admin_user: "revoke-f5".into(),
-            admin_password: super::LAB_DEFAULT_PASSWORD.into(),
+            admin_password: LAB_DEFAULT_PASSWORD.into(),
             refuse_logins: false,
             virtual_server: None,
         }

@@ -279,7 +279,6 @@ mod tests {
 
     use super::super::{BigIpConfig, LabApmSession};
     use super::*;
-    use crate::LAB_DEFAULT_PASSWORD;
 
     fn state() -> State {
         State::new(BigIpConfig::default())
@@ -307,7 +306,7 @@ mod tests {
         assert_eq!(status, StatusCode::UNAUTHORIZED);
         let answer = answer.unwrap().to_string();
         assert!(!answer.contains("wrong"), "{answer}");
-        let (status, answer) = login(&mut s, LAB_DEFAULT_PASSWORD);
+        let (status, answer) = login(&mut s, super::super::LAB_DEFAULT_PASSWORD);
         assert_eq!(status, StatusCode::OK);
         let token = answer.unwrap()["token"]["token"]
             .as_str()
@@ -325,7 +324,7 @@ mod tests {
         assert!(doc.unwrap().get("entries").is_none());
         s.config.refuse_logins = true;
         assert_eq!(
-            login(&mut s, LAB_DEFAULT_PASSWORD).0,
+            login(&mut s, super::super::LAB_DEFAULT_PASSWORD).0,
             StatusCode::UNAUTHORIZED
         );
     }

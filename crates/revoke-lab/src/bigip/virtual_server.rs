@@ -52,7 +52,7 @@ pub struct VirtualServerConfig {
     /// PEM of the CA that signed the directory's certificates.
     pub directory_ca_pem: String,
     /// Pool members (HTTPS, lab CA). Empty: every front end of the lab that
-    /// starts the device ([`super::Lab::start_bigip`]).
+    /// starts the device ([`crate::Lab::start_bigip`]).
     pub pool: Vec<SocketAddr>,
     /// An access session's maximum lifetime (APM: 7 days).
     pub max_session_timeout: Duration,

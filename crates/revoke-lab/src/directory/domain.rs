@@ -51,6 +51,7 @@ pub struct Domain {
     pub delegations: Mutex<Vec<Delegation>>,
     pub allow_plain_bind: bool,
     data: Vec<Mutex<DcData>>,
+    /// How changes made here reach the other DCs.
     pub replication: Replication,
     stamp: AtomicU64,
     next_rid: AtomicU32,

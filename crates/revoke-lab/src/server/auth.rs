@@ -60,6 +60,7 @@ fn challenge(scheme: &str, token: &[u8]) -> Response<Full<Bytes>> {
     r
 }
 
+/// What a request's `Authorization` header offers.
 pub(super) enum Credentials {
     None,
     Basic(String, String),
@@ -101,7 +102,7 @@ pub(super) fn credentials(req: &Request<Incoming>) -> Credentials {
     Credentials::Unusable
 }
 
-/// Is the body sealed (`multipart/encrypted`), by its Content-Type?
+/// Is the body sealed, by its Content-Type (`sealing::is_sealed`)?
 pub(super) fn is_sealed(req: &Request<Incoming>) -> bool {
     req.headers()
         .get(CONTENT_TYPE)

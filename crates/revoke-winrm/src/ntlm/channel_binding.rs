@@ -83,7 +83,7 @@ fn cert_signature_hash(cert_der: &[u8]) -> CertHash {
 #[cfg(test)]
 mod tests {
     use x509_parser::oid_registry::{
-        OID_NIST_HASH_SHA256, OID_PKCS1_MD5WITHRSAENC, OID_PKCS1_SHA1WITHRSA,
+        OID_NIST_HASH_SHA256, OID_PKCS1_MD5WITHRSAENC, OID_PKCS1_SHA1WITHRSA, Oid,
     };
 
     use super::*;
@@ -174,9 +174,8 @@ mod tests {
 
     #[test]
     fn certificate_signature_hash_is_read_from_der() {
-        let rsa = |oid: &x509_parser::der_parser::oid::Oid<'_>| {
-            certificate_signed_with(&algorithm_identifier(oid.as_bytes(), NULL))
-        };
+        let rsa =
+            |oid: &Oid<'_>| certificate_signed_with(&algorithm_identifier(oid.as_bytes(), NULL));
         assert_eq!(
             cert_signature_hash(&rsa(&OID_PKCS1_SHA384WITHRSA)),
             CertHash::Sha384
@@ -199,7 +198,7 @@ mod tests {
 
     #[test]
     fn rsassa_pss_hash_is_read_from_its_parameters() {
-        let pss = |hash: Option<&x509_parser::der_parser::oid::Oid<'_>>| {
+        let pss = |hash: Option<&Oid<'_>>| {
             // RSASSA-PSS-params ::= SEQUENCE { hashAlgorithm [0] AlgorithmIdentifier, ... }
             let params = match hash {
                 Some(oid) => tlv(

@@ -197,7 +197,7 @@ fn exposure_line(exposure: &Exposure, open_items: bool, apm: bool) -> String {
             "Exposure window closed {:.1} s after the start ({}): every DC has the change{} \
              and no worker holding an older token is left.",
             ms as f64 / 1000.0,
-            revoke_core::report::timestamp(*at),
+            revoke_core::timestamp::rfc3339(*at),
             if apm {
                 ", no APM session of the account is left"
             } else {

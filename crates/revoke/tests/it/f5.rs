@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use revoke_core::Password;
 use revoke_core::events::{Event, EventSink};
-use revoke_core::f5::{F5Client, F5Device, F5Settings, F5Status, Identity, SessionStatus};
+use revoke_core::f5::{F5Client, F5Device, F5Settings, F5Status, SessionOwner, SessionStatus};
 use revoke_lab::{BigIpConfig, LAB_DEFAULT_PASSWORD, Lab, LabBigIp};
 use serde_json::Value;
 
@@ -343,11 +343,11 @@ async fn each_device_fails_on_its_own() {
     )
     .expect("client");
     let (sink, mut events) = EventSink::channel();
-    let alice = Identity {
+    let alice = SessionOwner {
         sam: "alice".into(),
         upn: Some("alice@lab.example.test".into()),
     };
-    revoke_core::f5::run(client, vec![alice], false, sink).await;
+    revoke_core::f5::kill_sessions(client, vec![alice], false, sink).await;
     let mut outcomes = Vec::new();
     while let Ok(event) = events.try_recv() {
         if let Event::F5DeviceFinished { device } = event {

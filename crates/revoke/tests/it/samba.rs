@@ -224,8 +224,11 @@ impl Domain {
                 ),
             };
             return Err(format!(
-                "The Samba AD test domain is not available, and this test needs it \
-                 (docs/samba-ad.md).\n{log}\n{what_to_do}"
+                "The Samba AD test domain is not available, and this test needs it: the Samba \
+                 suites (against_samba::*, samba_fixture::*, the Samba half of f5::*) run \
+                 against a real domain that `bash scripts/test.sh` installs and starts \
+                 (docs/samba-ad.md); the embedded-directory suites do not need it.\n\
+                 {what_to_do}\n\nWhat samba-ad.sh said:\n{log}"
             ));
         }
         // Tests rely on DC2 lagging: no automatic replication.
