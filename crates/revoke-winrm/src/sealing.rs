@@ -240,7 +240,7 @@ fn split<'a>(data: &'a [u8], at: usize, what: &str) -> Result<(&'a [u8], &'a [u8
 mod tests {
     use super::*;
     #[cfg(feature = "acceptor")]
-    use crate::ntlm::{AuthenticatedUser, ServerContext, ServerIdentity, nt_hash};
+    use crate::ntlm::{AuthenticatedUser, ServerContext, nt_hash};
     use crate::ntlm::{ClientContext, Side};
 
     const SOAP: &[u8] =
@@ -587,14 +587,7 @@ else:
     }
 
     #[cfg(feature = "acceptor")]
-    fn identity() -> ServerIdentity {
-        ServerIdentity {
-            netbios_domain: "CORP".into(),
-            netbios_computer: "EXCH01".into(),
-            dns_domain: "corp.example".into(),
-            dns_computer: "exch01.corp.example".into(),
-        }
-    }
+    use crate::ntlm::testing::server_identity as identity;
 
     /// pywinrm's client (pyspnego NTLM + its Encryption framing) against our
     /// acceptor and sealing, with a UPN and an empty domain.

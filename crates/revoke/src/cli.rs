@@ -1,6 +1,5 @@
 //! The command line.
 
-use std::net::IpAddr;
 use std::path::PathBuf;
 
 use clap::builder::{PossibleValuesParser, TypedValueParser};
@@ -86,11 +85,9 @@ pub struct ChangeArgs {
     pub yes: bool,
 }
 
+/// Everything `disable` and `reset` share: the change, then the flush.
 #[derive(Debug, Args)]
-pub struct DisableArgs {
-    /// The accounts: sAMAccountName, DOMAIN\name, UPN, mail address or DN.
-    #[arg(required = true, value_name = "USER")]
-    pub users: Vec<String>,
+pub struct RevocationArgs {
     #[command(flatten)]
     pub change: ChangeArgs,
     #[command(flatten)]
@@ -99,6 +96,15 @@ pub struct DisableArgs {
     pub winrm: WinrmArgs,
     #[command(flatten)]
     pub run: RunArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DisableArgs {
+    /// The accounts: sAMAccountName, DOMAIN\name, UPN, mail address or DN.
+    #[arg(required = true, value_name = "USER")]
+    pub users: Vec<String>,
+    #[command(flatten)]
+    pub revocation: RevocationArgs,
 }
 
 #[derive(Debug, Args)]
@@ -119,13 +125,7 @@ pub struct ResetArgs {
     #[arg(long, value_name = "FILE")]
     pub password_file: Option<PathBuf>,
     #[command(flatten)]
-    pub change: ChangeArgs,
-    #[command(flatten)]
-    pub flush: FlushOptions,
-    #[command(flatten)]
-    pub winrm: WinrmArgs,
-    #[command(flatten)]
-    pub run: RunArgs,
+    pub revocation: RevocationArgs,
 }
 
 #[derive(Debug, Args)]
@@ -252,7 +252,7 @@ pub struct LabArgs {
     pub servers: Option<usize>,
     /// Address to listen on (loopback only is sensible) [default: 127.0.0.1].
     #[arg(long)]
-    pub listen: Option<IpAddr>,
+    pub listen: Option<std::net::IpAddr>,
     /// First port (server i listens on P+2i for HTTP, P+2i+1 for HTTPS) [default: any free].
     #[arg(long, value_name = "P")]
     pub base_port: Option<u16>,

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use thiserror::Error;
 
-use crate::cli::{ChangeArgs, DirectoryArgs, FlushOptions, WinrmArgs};
+use crate::cli::{DirectoryArgs, FlushOptions, RevocationArgs, WinrmArgs};
 use revoke_core::directory::change::Change;
 use revoke_core::directory::{DirectoryError, DirectorySettings};
 use revoke_core::f5::{self, F5Device, F5Settings};
@@ -429,11 +429,10 @@ pub fn directory_settings(
 pub fn revocation_plan(
     change: Change,
     users: Vec<String>,
-    change_args: &ChangeArgs,
-    flush_args: &FlushOptions,
-    winrm_args: &WinrmArgs,
+    args: &RevocationArgs,
     loaded: &Loaded,
 ) -> Result<RevocationPlan, ConfigError> {
+    let change_args = &args.change;
     let directory = required_directory(
         &change_args.directory,
         loaded,
@@ -453,7 +452,7 @@ pub fn revocation_plan(
         directory,
         replication_timeout,
         allow_privileged: change_args.allow_privileged,
-        flush: flush_plan(flush_args, winrm_args, loaded, true)?,
+        flush: flush_plan(&args.flush, &args.winrm, loaded, true)?,
         f5: f5_settings(loaded)?,
     })
 }

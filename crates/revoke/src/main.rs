@@ -22,7 +22,19 @@ use revoke_core::revocation;
 use run::Ended;
 
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(usage) => {
+            // --help and --version print to stdout and succeed; a usage
+            // error is exit 1 like any other run that attempted nothing.
+            let _ = usage.print();
+            return match usage.use_stderr() {
+                true => Exit::NothingAttempted,
+                false => Exit::Ok,
+            }
+            .into();
+        }
+    };
     init_logging(cli.verbose);
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     let ended = runtime.block_on(async {
@@ -64,52 +76,40 @@ async fn flush(args: FlushArgs) -> anyhow::Result<Ended> {
 }
 
 async fn disable(args: DisableArgs) -> anyhow::Result<Ended> {
-    let config = Loaded::load(args.run.config.as_deref())?;
-    let plan = config::revocation_plan(
-        Change::Disable,
-        args.users,
-        &args.change,
-        &args.flush,
-        &args.winrm,
-        &config,
-    )?;
-    let secrets = credentials::gather(&plan.directory.bind_user, args.run.password_stdin, None)?;
-    let ended = run::revocation(plan, secrets, args.change.yes, &args.run).await?;
-    run::print_report(&ended, args.run.output);
+    let shared = &args.revocation;
+    let config = Loaded::load(shared.run.config.as_deref())?;
+    let plan = config::revocation_plan(Change::Disable, args.users, shared, &config)?;
+    let secrets = credentials::gather(&plan.directory.bind_user, shared.run.password_stdin, None)?;
+    let ended = run::revocation(plan, secrets, shared.change.yes, &shared.run).await?;
+    run::print_report(&ended, shared.run.output);
     Ok(ended)
 }
 
 async fn reset(args: ResetArgs) -> anyhow::Result<Ended> {
-    let config = Loaded::load(args.run.config.as_deref())?;
+    let shared = &args.revocation;
+    let config = Loaded::load(shared.run.config.as_deref())?;
     let change = Change::Reset {
         must_change: args.must_change,
     };
-    let plan = config::revocation_plan(
-        change,
-        vec![args.account.clone()],
-        &args.change,
-        &args.flush,
-        &args.winrm,
-        &config,
-    )?;
+    let plan = config::revocation_plan(change, vec![args.account.clone()], shared, &config)?;
     let source = match args.new_password_stdin {
         true => NewPassword::Stdin,
         false => NewPassword::Generate,
     };
     let secrets = credentials::gather(
         &plan.directory.bind_user,
-        args.run.password_stdin,
+        shared.run.password_stdin,
         Some(source),
     )?;
     let new_password = secrets.new_password.clone().expect("asked for above");
     // Created before anything changes, so a bad path fails first.
-    let file = match (&args.password_file, args.flush.dry_run) {
+    let file = match (&args.password_file, shared.flush.dry_run) {
         (Some(path), false) => Some(PasswordFile::create(path)?),
         _ => None,
     };
-    let ended = run::revocation(plan, secrets, args.change.yes, &args.run).await;
+    let ended = run::revocation(plan, secrets, shared.change.yes, &shared.run).await;
     if let Ok(ended) = &ended {
-        run::print_report(ended, args.run.output);
+        run::print_report(ended, shared.run.output);
     }
     let reset_done = matches!(&ended, Ok(Ended::Ran(f)) if f.report.has_user(UserStatus::Reset));
     let generated = source == NewPassword::Generate;

@@ -3,7 +3,7 @@
 //! and the rights delegated on a container (write these attributes of the
 //! users below it). Administrators may add, change and delete anything.
 
-use super::domain::{Change, Domain, lock};
+use super::domain::{Domain, Modification, lock};
 use super::store::*;
 
 /// AD's text for a failed simple bind, with its `data` sub-code.
@@ -140,7 +140,7 @@ impl Domain {
         who: &Bound,
         dn: &str,
         target: &Entry,
-        changes: &[Change],
+        changes: &[Modification],
     ) -> LdapResult<()> {
         if who.admin || self.delegated(who, target, changes) {
             Ok(())
@@ -149,7 +149,7 @@ impl Domain {
         }
     }
 
-    fn delegated(&self, who: &Bound, target: &Entry, changes: &[Change]) -> bool {
+    fn delegated(&self, who: &Bound, target: &Entry, changes: &[Modification]) -> bool {
         let Some(me) = who.dn.as_deref().map(norm_dn) else {
             return false;
         };

@@ -35,7 +35,7 @@ pub struct DcInfo {
 
 /// One modification as the wire gives it.
 #[derive(Debug, Clone)]
-pub struct Change {
+pub struct Modification {
     pub op: LdapModifyType,
     pub attr: String,
     pub values: Vec<Vec<u8>>,
@@ -332,7 +332,7 @@ impl Domain {
         dc: usize,
         who: &Bound,
         dn: &str,
-        changes: &[Change],
+        changes: &[Modification],
         tls: bool,
     ) -> LdapResult<()> {
         if norm_dn(dn).is_empty() {
@@ -411,7 +411,7 @@ const SYSTEM_ONLY: &[&str] = &[
     "instancetype",
 ];
 
-fn apply_change(entry: &mut Entry, change: &Change, tls: bool) -> LdapResult<()> {
+fn apply_change(entry: &mut Entry, change: &Modification, tls: bool) -> LdapResult<()> {
     let key = change.attr.to_ascii_lowercase();
     if SYSTEM_ONLY.contains(&key.as_str()) {
         return Err(LdapError::new(
@@ -520,7 +520,7 @@ fn no_such_attribute(attr: &str, dn: &str) -> LdapError {
     )
 }
 
-fn single(change: &Change) -> LdapResult<Vec<u8>> {
+fn single(change: &Modification) -> LdapResult<Vec<u8>> {
     match (&change.op, change.values.as_slice()) {
         (LdapModifyType::Replace, [one]) => Ok(one.clone()),
         _ => Err(LdapError::new(
@@ -532,7 +532,7 @@ fn single(change: &Change) -> LdapResult<Vec<u8>> {
 
 /// unicodePwd: a replace is an administrative reset; delete(old)+add(new)
 /// is a user's own change. Both need TLS, as on AD and Samba.
-fn change_password(entry: &mut Entry, change: &Change, tls: bool) -> LdapResult<()> {
+fn change_password(entry: &mut Entry, change: &Modification, tls: bool) -> LdapResult<()> {
     if !tls {
         return Err(password_needs_tls());
     }
@@ -566,7 +566,7 @@ fn change_password(entry: &mut Entry, change: &Change, tls: bool) -> LdapResult<
     }
 }
 
-fn single_value(change: &Change) -> LdapResult<Vec<u8>> {
+fn single_value(change: &Modification) -> LdapResult<Vec<u8>> {
     match change.values.as_slice() {
         [one] => Ok(one.clone()),
         _ => Err(LdapError::new(

@@ -38,7 +38,7 @@ use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
 use self::access::Bound;
-use self::domain::{Change, DcInfo, Domain};
+use self::domain::{DcInfo, Domain, Modification};
 pub use self::store::LdapError;
 
 /// One domain controller of the lab directory.
@@ -81,7 +81,7 @@ impl SeedUser {
 
 /// An `msExchExchangeServer` object in the configuration partition.
 #[derive(Debug, Clone)]
-pub struct ExchangeServer {
+pub struct SeedExchangeServer {
     /// "EX01"
     pub name: String,
     /// What `networkAddress: ncacn_ip_tcp:` holds (how revoke reaches it).
@@ -114,7 +114,7 @@ pub struct DirectoryConfig {
     pub users: Vec<SeedUser>,
     /// The Exchange organisation's name (CN=<org>,CN=Microsoft Exchange,...).
     pub exchange_org: String,
-    pub exchange_servers: Vec<ExchangeServer>,
+    pub exchange_servers: Vec<SeedExchangeServer>,
 }
 
 impl Default for DirectoryConfig {
@@ -432,7 +432,7 @@ impl Directory {
         attr: &str,
         values: Vec<Vec<u8>>,
     ) -> Result<(), LdapError> {
-        let change = Change {
+        let change = Modification {
             op,
             attr: attr.to_string(),
             values,

@@ -104,7 +104,7 @@ impl Seeder<'_> {
     }
 
     fn member(&self, group: &str, member: &str) -> LdapResult<()> {
-        let change = super::domain::Change {
+        let change = super::domain::Modification {
             op: ldap3_proto::proto::LdapModifyType::Add,
             attr: "member".into(),
             values: vec![member.as_bytes().to_vec()],

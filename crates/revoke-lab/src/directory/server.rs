@@ -15,7 +15,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::codec::Framed;
 
 use super::access::Bound;
-use super::domain::{Change, Domain};
+use super::domain::{Domain, Modification};
 use super::store::{Entry, LdapError};
 
 pub const STARTTLS_OID: &str = "1.3.6.1.4.1.1466.20037";
@@ -257,10 +257,10 @@ fn handle(domain: &Arc<Domain>, session: &mut Session, id: i32, op: LdapOp) -> V
             if anonymous {
                 return reply(LdapOp::ModifyResponse(from_error(&bind_first())));
             }
-            let changes: Vec<Change> = req
+            let changes: Vec<Modification> = req
                 .changes
                 .into_iter()
-                .map(|m| Change {
+                .map(|m| Modification {
                     op: m.operation,
                     attr: m.modification.atype,
                     values: m.modification.vals,

@@ -140,12 +140,12 @@ pub struct Attr {
 /// The password state: the current password and, for the old-password
 /// window, the one before it.
 #[derive(Debug, Clone, Default)]
-pub struct Secrets {
+pub struct StoredPasswords {
     pub current: Option<String>,
     pub previous: Option<String>,
 }
 
-impl Secrets {
+impl StoredPasswords {
     pub fn accepts(&self, password: &str) -> bool {
         self.current.as_deref() == Some(password) || self.previous.as_deref() == Some(password)
     }
@@ -160,7 +160,7 @@ impl Secrets {
 pub struct Entry {
     pub dn: String,
     attrs: BTreeMap<String, Attr>,
-    pub secrets: Secrets,
+    pub secrets: StoredPasswords,
     /// Domain-wide write stamp: replication keeps the higher one.
     pub stamp: u64,
 }
@@ -170,7 +170,7 @@ impl Entry {
         Entry {
             dn: dn.to_string(),
             attrs: BTreeMap::new(),
-            secrets: Secrets::default(),
+            secrets: StoredPasswords::default(),
             stamp: 0,
         }
     }

@@ -32,7 +32,7 @@ async fn start(delay: Option<Duration>) -> Fixture {
             display_name: Some("Alice Example".into()),
             ..SeedUser::new("alice", "Alice-Passw0rd")
         }],
-        exchange_servers: vec![ExchangeServer {
+        exchange_servers: vec![SeedExchangeServer {
             name: "EX01".into(),
             fqdn: "ex01.lab.example.test".into(),
             roles: 6,

@@ -288,14 +288,7 @@ mod tests {
 
     // ---- in-process client <-> server -------------------------------------
 
-    fn identity() -> ServerIdentity {
-        ServerIdentity {
-            netbios_domain: "CORP".into(),
-            netbios_computer: "EXCH01".into(),
-            dns_domain: "corp.example".into(),
-            dns_computer: "exch01.corp.example".into(),
-        }
-    }
+    use crate::ntlm::testing::server_identity as identity;
 
     /// The lab's account store: alice in CORP (also by UPN) with one password.
     fn lookup(user: &str, domain: &str) -> Option<[u8; 16]> {

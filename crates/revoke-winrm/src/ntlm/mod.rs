@@ -22,7 +22,7 @@ mod client;
 mod crypto;
 mod session;
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 mod wire;
 
 use thiserror::Error;

@@ -48,3 +48,14 @@ pub(super) fn garbage() -> impl Iterator<Item = Vec<u8>> {
         msg
     })
 }
+
+/// The acceptor the tests authenticate against.
+#[cfg(feature = "acceptor")]
+pub(crate) fn server_identity() -> super::ServerIdentity {
+    super::ServerIdentity {
+        netbios_domain: "CORP".into(),
+        netbios_computer: "EXCH01".into(),
+        dns_domain: "corp.example".into(),
+        dns_computer: "exch01.corp.example".into(),
+    }
+}

@@ -842,6 +842,26 @@ async fn no_servers_and_no_config_is_a_usage_error() {
     assert!(run.stdout.is_empty());
 }
 
+/// A flag a command does not take is a usage error (exit 1, as documented),
+/// not clap's default 2, which means "something is still open".
+#[tokio::test(flavor = "multi_thread")]
+async fn a_flag_the_command_does_not_take_is_a_usage_error() {
+    for (args, flag) in [
+        (&["servers", "--method", "iisreset"][..], "--method"),
+        (&["servers", "--drain-timeout", "5"][..], "--drain-timeout"),
+        (&["flush", "--no-such-flag"][..], "--no-such-flag"),
+    ] {
+        let run = Revoke::new(args).run().await;
+        run.assert_code(1);
+        assert!(run.stderr.contains(flag), "{args:?}: {}", run.stderr);
+        assert!(run.stdout.is_empty(), "{args:?}: {}", run.stdout);
+    }
+    let help = Revoke::new(&["servers", "--help"]).run().await;
+    help.assert_code(0);
+    assert!(help.stdout.contains("--check"), "{}", help.stdout);
+    assert!(!help.stdout.contains("--method"), "{}", help.stdout);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn unknown_config_key_is_named() {
     let lab = TestLab::start(fast_lab(2)).await;

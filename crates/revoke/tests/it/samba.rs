@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, Mod, Scope, SearchEntry};
-use revoke_lab::directory::{DcConfig, Directory, DirectoryConfig, ExchangeServer, SeedUser};
+use revoke_lab::directory::{DcConfig, Directory, DirectoryConfig, SeedExchangeServer, SeedUser};
 use revoke_lab::{FrontEndConfig, LabConfig};
 
 use crate::common::{Revoke, TestLab, fast_lab, tls_trusting};
@@ -957,7 +957,7 @@ fn embedded_config(block: u8, password: &str) -> DirectoryConfig {
     let alice_mail = format!("alice@{dns}");
     let bob_mail = format!("bob@{dns}");
     let carol_mail = format!("carol@{dns}");
-    let exchange = |name: &str, roles: u32, version: &str| ExchangeServer {
+    let exchange = |name: &str, roles: u32, version: &str| SeedExchangeServer {
         name: name.to_string(),
         fqdn: format!("{}.{dns}", name.to_lowercase()),
         roles,
