@@ -13,12 +13,18 @@
 #      interval (from /proc/<pid>/stat), and the slowest duration_ms in the
 #      JSON report,
 #   5. optional contrast runs with other --parallel values,
-#   6. stops the lab (also on error or Ctrl-C, via a trap).
+#   6. the alternative a user would write: a Python pywinrm fan-out
+#      (scripts/bench_pywinrm.py, a ThreadPoolExecutor of PYWINRM_THREADS
+#      threads, 0 = one per server) recycling the same pools on the same lab,
+#   7. stops the lab (also on error or Ctrl-C, via a trap).
 #
 # Settings (environment):
 #   SERVERS=200 LATENCY_MS=20 RECYCLE_MS=500 RUNS=3 FLOOR_RUNS=3
 #   CONTRAST_PARALLEL="200 8"   extra --parallel values on the main lab, 1 run each
 #   SMALL_SERVERS=50            second, smaller lab (default --parallel), RUNS runs;
+#                               empty to skip
+#   LARGE_SERVERS=1000          a large lab, 1 run each of revoke and pywinrm; empty to skip
+#   PYWINRM_THREADS="32 0"      pywinrm fan-outs on the main lab (0: a thread per server);
 #                               empty to skip
 #   SKIP_BUILD=1                use the existing release binary
 #   FLUSH_TIMEOUT=900           hard limit (s) on any one flush process
@@ -35,6 +41,9 @@ RUNS=${RUNS:-3}
 FLOOR_RUNS=${FLOOR_RUNS:-3}
 CONTRAST_PARALLEL=${CONTRAST_PARALLEL-200 8}
 SMALL_SERVERS=${SMALL_SERVERS-50}
+LARGE_SERVERS=${LARGE_SERVERS-1000}
+PYWINRM_THREADS=${PYWINRM_THREADS-32 0}
+python="$root/.venv/bin/python"
 FLUSH_TIMEOUT=${FLUSH_TIMEOUT:-900}
 # The lab's documented default account: a lab secret, not a real one.
 LAB_PASSWORD='Lab-Passw0rd!'
@@ -149,6 +158,32 @@ flush_once() {
         'BEGIN { printf "%s %.2f %.2f %.2f %.2f %d %.2f %s %s %s %s\n", t, w, u + s, u, s, r, l / hz, m, ok, n, rc }'
 }
 
+# pywinrm_once TAG CONFIG THREADS: the Python fan-out, measured like flush_once.
+pywinrm_once() {
+    local tag=$1 config=$2 threads=$3
+    local out="$OUT_DIR/$tag.out" tv="$OUT_DIR/$tag.time" err="$OUT_DIR/$tag.err"
+    local lab_before lab_after rc=0
+    echo "$tag $(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT_DIR/loadavg.txt"
+    lab_before=$(cpu_ticks "$lab_pid")
+    REVOKE_PASSWORD="$LAB_PASSWORD" timeout "$FLUSH_TIMEOUT" \
+        /usr/bin/time -v -o "$tv" \
+        "$python" "$root/scripts/bench_pywinrm.py" "$config" "$threads" >"$out" 2>"$err" || rc=$?
+    lab_after=$(cpu_ticks "$lab_pid")
+    local wall user sys rss ok servers
+    wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {
+        n = split($2, p, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + p[i]; print s }' "$tv")
+    user=$(awk -F': ' '/User time \(seconds\)/ { print $2 }' "$tv")
+    sys=$(awk -F': ' '/System time \(seconds\)/ { print $2 }' "$tv")
+    rss=$(awk -F': ' '/Maximum resident set size/ { print $2 }' "$tv")
+    ok=$(jq '.ok' "$out" 2>/dev/null || echo NA)
+    servers=$(jq '.servers' "$out" 2>/dev/null || echo NA)
+    [ "$rc" = 0 ] && [ "$ok" = "$servers" ] || log "WARNING: $tag: exit $rc, $ok/$servers ok (see $out, $err)"
+    awk -v t="$tag" -v w="$wall" -v u="$user" -v s="$sys" -v r="$rss" \
+        -v l="$(( lab_after - lab_before ))" -v hz="$clk_tck" \
+        -v ok="$ok" -v n="$servers" -v rc="$rc" \
+        'BEGIN { printf "%s %.2f %.2f %.2f %.2f %d %.2f NA %s %s %s\n", t, w, u + s, u, s, r, l / hz, ok, n, rc }'
+}
+
 # median and min..max of a column of numbers on stdin
 stats() { sort -n | awk '{ a[NR] = $1 } END {
     if (NR == 0) { print "NA NA NA"; exit }
@@ -158,9 +193,10 @@ stats() { sort -n | awk '{ a[NR] = $1 } END {
 results="$OUT_DIR/results.txt"
 : >"$results"
 
-# bench_lab N RUNS CONTRAST...: one lab of N servers, floor, main runs, contrasts.
+# bench_lab N RUNS PYWINRM_THREADS CONTRAST...: one lab of N servers, floor,
+# main runs, pywinrm fan-outs ("32 0"; empty for none), contrasts.
 bench_lab() {
-    local n=$1 runs=$2; shift 2
+    local n=$1 runs=$2 pythreads=$3; shift 3
     local dir="$OUT_DIR/lab$n"
     log "== lab of $n servers, latency ${LATENCY_MS} ms, recycle ${RECYCLE_MS} ms =="
     start_lab "$n" "$dir"
@@ -175,6 +211,10 @@ bench_lab() {
     for i in $(seq "$runs"); do
         log "run $i: all $n servers, default --parallel"
         echo "main$n $(flush_once "main$n-$i" "$dir/revoke.toml")" >>"$results"
+    done
+    for t in $pythreads; do
+        log "pywinrm fan-out: all $n servers, $t threads (0: one per server)"
+        echo "pywinrm$t-$n $(pywinrm_once "pywinrm$t-$n" "$dir/revoke.toml" "$t")" >>"$results"
     done
     for p in "$@"; do
         log "contrast: all $n servers, --parallel $p"
@@ -201,10 +241,16 @@ decompose() {
     stop_lab
 }
 
+if [ -n "$PYWINRM_THREADS" ]; then
+    bash "$root/scripts/setup-test-deps.sh" >/dev/null   # pywinrm in .venv
+fi
 # shellcheck disable=SC2086 # CONTRAST_PARALLEL is a list
-bench_lab "$SERVERS" "$RUNS" $CONTRAST_PARALLEL
+bench_lab "$SERVERS" "$RUNS" "$PYWINRM_THREADS" $CONTRAST_PARALLEL
 if [ -n "$SMALL_SERVERS" ]; then
-    bench_lab "$SMALL_SERVERS" "$RUNS"
+    bench_lab "$SMALL_SERVERS" "$RUNS" ""
+fi
+if [ -n "$LARGE_SERVERS" ]; then
+    bench_lab "$LARGE_SERVERS" 1 "${PYWINRM_THREADS:+0}"
 fi
 if [ "${DECOMPOSE:-1}" = 1 ]; then
     : >"$OUT_DIR/decomp.txt"
@@ -232,7 +278,7 @@ grep -v '^labrss' "$results" | while read -r group tag wall cpu _u _s rss labcpu
             t, w, c, r / 1024, l, m / 1000, f, w / f, ok, (rc == 0 ? "" : " exit " rc) }'
 done
 echo
-for size in "$SERVERS" ${SMALL_SERVERS:+"$SMALL_SERVERS"}; do
+for size in "$SERVERS" ${SMALL_SERVERS:+"$SMALL_SERVERS"} ${LARGE_SERVERS:+"$LARGE_SERVERS"}; do
     floor=$(floor_of "$size")
     read -r med lo hi < <(awk -v g="main$size" '$1 == g { print $3 }' "$results" | stats)
     read -r cmed clo chi < <(awk -v g="main$size" '$1 == g { print $4 }' "$results" | stats)
@@ -246,6 +292,18 @@ for size in "$SERVERS" ${SMALL_SERVERS:+"$SMALL_SERVERS"}; do
     echo "    slowest server in the report: median ${smed} s (${slo}..${shi})"
     echo "    revoke CPU user+sys: median ${cmed} s (${clo}..${chi}); revoke peak RSS: median ${rmed} MiB (${rlo}..${rhi})"
     echo "    lab CPU during the flush: median ${lmed} s (${llo}..${lhi}); lab peak RSS ${labrss} MiB"
+done
+for size in "$SERVERS" ${LARGE_SERVERS:+"$LARGE_SERVERS"}; do
+    read -r rwall _ < <(awk -v g="main$size" '$1 == g { print $3 }' "$results" | stats)
+    read -r rcpu _ < <(awk -v g="main$size" '$1 == g { print $4 }' "$results" | stats)
+    for t in $PYWINRM_THREADS; do
+        line=$(awk -v g="pywinrm$t-$size" '$1 == g { print $3, $4 }' "$results" | head -1)
+        [ -n "$line" ] || continue
+        read -r pwall pcpu <<<"$line"
+        awk -v n="$size" -v t="$t" -v rw="$rwall" -v rc="$rcpu" -v pw="$pwall" -v pc="$pcpu" 'BEGIN {
+            printf "%d servers: pywinrm fan-out (%s threads) %.2f s wall, %.2f s CPU; revoke defaults %.2f s wall (%.1f x faster), %.2f s CPU (%.1f %% of pywinrm'"'"'s)\n",
+                n, (t == 0 ? "one per server," : t), pw, pc, rw, pw / rw, rc, 100 * rc / pc }'
+    done
 done
 if [ -s "$OUT_DIR/decomp.txt" ]; then
     # The report's duration_ms (column 9) is the server's own time, without

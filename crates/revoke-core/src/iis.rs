@@ -241,6 +241,185 @@ pub fn iisreset_status() -> RemoteCommand {
     command("iisreset", &["/status"], false)
 }
 
+/// What ends each part of a [`Batch`] on stdout: `#revoke-end LABEL N#`.
+const PART_END: &str = "#revoke-end";
+
+/// Several commands in one cmd.exe line, run one after another, so that they
+/// cost one WinRM command (Command, Receive, Signal) instead of one each.
+/// Each part is followed by a line that names it and says its exit code, so
+/// its output and result are still known one by one:
+///
+/// ```text
+/// PART1 & call echo #revoke-end LABEL1 %^errorlevel%# & PART2 & call echo #revoke-end LABEL2 %^errorlevel%#
+/// ```
+///
+/// - `&` runs the next command whatever the previous one's result: a failing
+///   part does not keep the others from running or from being reported.
+/// - `call echo %^errorlevel%`, not `echo %errorlevel%`: cmd.exe expands
+///   `%VAR%` once for the whole line when it reads it, before anything runs,
+///   so `%errorlevel%` would print the value from before the line (0) after
+///   every part. Written `%^errorlevel%`, the reference survives that first
+///   expansion (in a `cmd /c` line an undefined `%NAME%` stays as typed, and
+///   `^errorlevel` is no variable), the caret is then removed as an escape
+///   outside quotes, and `call` expands its command a second time when it
+///   runs, after the part before it: it prints that part's exit code.
+///   Source: the answers by jeb and dbenham to "How does the Windows Command
+///   Interpreter (CMD.EXE) parse scripts?" (https://stackoverflow.com/q/4094699:
+///   phase 1 percent expansion of the whole line, command-line mode keeps
+///   undefined variables, phase 2 caret escapes, phase 6 CALL expands again).
+///   Not checked on a Windows host here; the lab's cmd.exe implements those
+///   rules, not this construct (crates/revoke-lab/src/iis/command.rs).
+/// - No `%`, `^`, `&`, `"` or `#` can come from a part's own text other than
+///   as written here: parts are built from fixed text and [`PoolName`]s only.
+///   The marker's `#`s keep its exit code apart from the trailing space echo
+///   prints before the next `&`, and no appcmd, iisreset or hostname output
+///   line contains `#revoke-end`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Batch {
+    parts: Vec<Part>,
+}
+
+/// One command of a [`Batch`] and the label its end marker carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Part {
+    pub label: String,
+    pub command: RemoteCommand,
+}
+
+/// What one part of a [`Batch`] printed on stdout, and its exit code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartOutput {
+    pub label: String,
+    pub stdout: String,
+    pub exit_code: i32,
+}
+
+impl Batch {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a part. Labels are fixed text of this program: lowercase ASCII
+    /// letters, digits and `-`, each label once.
+    pub fn push(&mut self, label: &str, command: RemoteCommand) {
+        assert!(
+            !label.is_empty()
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && self.parts.iter().all(|p| p.label != label),
+            "bad batch label {label:?}"
+        );
+        self.parts.push(Part {
+            label: label.to_owned(),
+            command,
+        });
+    }
+
+    pub fn parts(&self) -> &[Part] {
+        &self.parts
+    }
+
+    /// The one command line that runs every part.
+    pub fn command(&self) -> RemoteCommand {
+        let line = self
+            .parts
+            .iter()
+            .map(|p| {
+                format!(
+                    "{} & call echo {PART_END} {} %^errorlevel%#",
+                    p.command.command_line(),
+                    p.label
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" & ");
+        RemoteCommand {
+            program: line,
+            args: Vec::new(),
+            mutating: self.parts.iter().any(|p| p.command.mutating),
+        }
+    }
+
+    /// The parts that have ended, in order, read from what the line printed
+    /// on stdout so far (a part has ended once its marker line is complete).
+    pub fn finished(&self, stdout: &str) -> Vec<PartOutput> {
+        let mut done = Vec::new();
+        let mut text = String::new();
+        let mut lines = stdout.split_inclusive('\n');
+        for part in &self.parts {
+            let marker = format!("{PART_END} {} ", part.label);
+            let ended = lines.by_ref().find_map(|line| {
+                let end = line.find(&marker).and_then(|at| {
+                    let (code, _) = line[at + marker.len()..].split_once('#')?;
+                    // Windows' exit codes are 32-bit; %errorlevel% prints them signed.
+                    let code = code.trim().parse::<i64>().ok()? as i32;
+                    Some((at, code))
+                });
+                match end {
+                    // Text before the marker on its line: the part's last
+                    // line, without a line end.
+                    Some((at, code)) => {
+                        text.push_str(&line[..at]);
+                        Some(code)
+                    }
+                    None => {
+                        text.push_str(line);
+                        None
+                    }
+                }
+            });
+            let Some(exit_code) = ended else { break };
+            done.push(PartOutput {
+                label: part.label.clone(),
+                stdout: std::mem::take(&mut text),
+                exit_code,
+            });
+        }
+        done
+    }
+}
+
+/// Labels of the parts revoke's batches have.
+pub const PART_HOSTNAME: &str = "hostname";
+pub const PART_APPPOOLS: &str = "apppools";
+pub const PART_WORKERS: &str = "workers";
+pub const PART_IIS_STATUS: &str = "iis-status";
+
+/// What a job looks at first, read-only, in one line: the computer's name,
+/// its pools and its worker processes.
+pub fn survey() -> Batch {
+    let mut batch = Batch::new();
+    batch.push(PART_HOSTNAME, hostname());
+    batch.push(PART_APPPOOLS, list_apppools());
+    batch.push(PART_WORKERS, list_workers());
+    batch
+}
+
+/// The label of the `index`th (from 0) recycle in [`recycle_pools`].
+pub fn recycle_label(index: usize) -> String {
+    format!("recycle-{}", index + 1)
+}
+
+/// Every pool's recycle in one line, each reported on its own, then the
+/// worker processes as they are right after (the first drain check).
+pub fn recycle_pools(pools: &[PoolName]) -> Batch {
+    let mut batch = Batch::new();
+    for (i, pool) in pools.iter().enumerate() {
+        batch.push(&recycle_label(i), recycle(pool));
+    }
+    batch.push(PART_WORKERS, list_workers());
+    batch
+}
+
+/// While IIS restarts: is it running again, and which workers run.
+pub fn iis_status_and_workers() -> Batch {
+    let mut batch = Batch::new();
+    batch.push(PART_IIS_STATUS, iisreset_status());
+    batch.push(PART_WORKERS, list_workers());
+    batch
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PoolState {
@@ -605,6 +784,102 @@ mod tests {
         assert!(iisreset().mutating);
         assert_eq!(iisreset_status().command_line(), "iisreset /status");
         assert!(!iisreset_status().mutating);
+    }
+
+    #[test]
+    fn batch_line_is_exact() {
+        let appcmd = r"%windir%\system32\inetsrv\appcmd.exe";
+        let survey = survey().command();
+        assert_eq!(
+            survey.command_line(),
+            format!(
+                "hostname & call echo #revoke-end hostname %^errorlevel%# & \
+                 {appcmd} list apppool & call echo #revoke-end apppools %^errorlevel%# & \
+                 {appcmd} list wp & call echo #revoke-end workers %^errorlevel%#"
+            )
+        );
+        assert!(!survey.mutating);
+        assert!(survey.args.is_empty());
+        let pools = [
+            PoolName::parse("My Pool").unwrap(),
+            PoolName::parse("B").unwrap(),
+        ];
+        let recycle = recycle_pools(&pools).command();
+        assert!(recycle.mutating);
+        assert_eq!(
+            recycle.command_line(),
+            format!(
+                "{appcmd} recycle apppool /apppool.name:\"My Pool\" & call echo #revoke-end recycle-1 %^errorlevel%# & \
+                 {appcmd} recycle apppool /apppool.name:\"B\" & call echo #revoke-end recycle-2 %^errorlevel%# & \
+                 {appcmd} list wp & call echo #revoke-end workers %^errorlevel%#"
+            )
+        );
+        let status = iis_status_and_workers();
+        let labels: Vec<&str> = status.parts().iter().map(|p| p.label.as_str()).collect();
+        assert_eq!(labels, ["iis-status", "workers"]);
+    }
+
+    #[test]
+    fn batch_output_splits_into_parts_with_their_exit_codes() {
+        let batch = recycle_pools(&[PoolName::parse("A").unwrap(), PoolName::parse("B").unwrap()]);
+        let stdout = "\"A\" successfully recycled\r\n\
+                      #revoke-end recycle-1 0# \r\n\
+                      ERROR ( hresult:80070005, message:Command execution failed.\r\n\
+                      Access is denied.\r\n )\r\n\
+                      #revoke-end recycle-2 5# \r\n\
+                      WP \"12\" (applicationPool:A)\r\n\
+                      #revoke-end workers 0#\r\n";
+        let parts = batch.finished(stdout);
+        let got: Vec<(&str, i32)> = parts
+            .iter()
+            .map(|p| (p.label.as_str(), p.exit_code))
+            .collect();
+        assert_eq!(got, [("recycle-1", 0), ("recycle-2", 5), ("workers", 0)]);
+        assert_eq!(parts[0].stdout, "\"A\" successfully recycled\r\n");
+        assert_eq!(
+            error_message(&parts[1].stdout, ""),
+            "Command execution failed. Access is denied. (hresult 80070005)"
+        );
+        assert_eq!(parse_workers(&parts[2].stdout).len(), 1);
+    }
+
+    #[test]
+    fn batch_output_so_far_gives_only_the_parts_that_ended() {
+        let batch = survey();
+        let full = "EX01\r\n#revoke-end hostname 0# \r\nAPPPOOL \"A\" (state:Started)\r\n\
+                    #revoke-end apppools 0# \r\n#revoke-end workers -2147024891#\r\n";
+        let counts: Vec<usize> = (0..=full.len())
+            .map(|n| batch.finished(&full[..n]).len())
+            .collect();
+        // Monotonic, and a part ends only with its marker's closing '#'.
+        assert!(counts.windows(2).all(|w| w[0] <= w[1]));
+        let first_end = full.find("0# ").unwrap() + 2;
+        assert_eq!(counts[first_end - 1], 0);
+        assert_eq!(counts[first_end], 1);
+        let parts = batch.finished(full);
+        assert_eq!(parts.len(), 3);
+        assert_eq!(parts[0].stdout, "EX01\r\n");
+        assert_eq!(parts[2].stdout, "");
+        assert_eq!(parts[2].exit_code, -2147024891);
+        // A marker out of order or of another label ends nothing; a program
+        // that did not end its line still has its text.
+        assert!(batch.finished("#revoke-end apppools 0#\r\n").is_empty());
+        let parts = batch.finished("EX01#revoke-end hostname 0#\r\n");
+        assert_eq!(parts[0].stdout, "EX01");
+        for garbage in [
+            "#revoke-end hostname x#",
+            "#revoke-end hostname 0",
+            "#revoke-end",
+        ] {
+            assert!(batch.finished(garbage).is_empty(), "{garbage}");
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "bad batch label")]
+    fn batch_labels_are_checked() {
+        let mut batch = Batch::new();
+        batch.push("a b", hostname());
     }
 
     #[test]

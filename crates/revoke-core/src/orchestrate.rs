@@ -46,7 +46,9 @@ pub async fn flush(plan: FlushPlan, connector: Connector, events: &EventSink) {
 
     // A dry run changes nothing, so its waves need not wait for each other.
     let sequential_waves = plan.method == Method::Iisreset && !plan.dry_run;
-    let limit = Arc::new(Semaphore::new(plan.parallel.max(1)));
+    // Every server at once unless `--parallel` says fewer: a recycle takes no
+    // server down (docs/performance.md); iisreset is held to its waves below.
+    let limit = Arc::new(Semaphore::new(plan.concurrency()));
     if sequential_waves {
         for wave in waves.iter().skip(1).flatten() {
             events.emit(Event::StepChanged {

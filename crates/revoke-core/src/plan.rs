@@ -59,6 +59,8 @@ pub struct FlushPlan {
     pub default_port: u16,
     pub method: Method,
     pub pools: PoolSelection,
+    /// At most this many servers are handled at once (`--parallel`; by
+    /// default every server, up to 1,024). iisreset's waves come on top.
     pub parallel: usize,
     /// Covers everything done on one server.
     pub timeout: Duration,
@@ -80,6 +82,12 @@ impl FlushPlan {
             PoolSelection::ExchangeDefaults => iis::default_pools(target.version),
             PoolSelection::Listed(pools) => pools.clone(),
         }
+    }
+
+    /// How many servers are handled at once: `parallel`, but never more
+    /// than there are servers (and at least one).
+    pub fn concurrency(&self) -> usize {
+        self.parallel.clamp(1, self.targets.len().max(1))
     }
 
     /// iisreset goes in waves of `max_unavailable` servers, in target order;

@@ -96,6 +96,10 @@ impl Prepared {
     pub fn dry_run(&self) -> bool {
         self.plan.flush.dry_run
     }
+    /// How many servers the flush will handle at once.
+    pub fn concurrency(&self) -> usize {
+        self.plan.flush.concurrency()
+    }
     /// The DC revoke writes on.
     pub fn source_host(&self) -> &str {
         &self.conn.root_dse.dns_host_name

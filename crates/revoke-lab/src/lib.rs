@@ -36,6 +36,7 @@ mod shell;
 mod tls;
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -47,22 +48,30 @@ pub use faults::{Fault, FaultSpec};
 pub use frontend::{ENDPOINTS, Endpoint, FrontEndConfig};
 pub use revoke_toml::LabTransport;
 
-/// One command a client ran on a server.
+/// One program a client's command line started on a server (cmd.exe's own
+/// `echo` and `call` start none), like a process-creation audit entry.
 #[derive(Clone, Debug)]
 pub struct LoggedCommand {
     pub at: SystemTime,
     /// The authenticated account, as `NETBIOS\user`.
     pub user: String,
-    /// Program and arguments joined by spaces.
+    /// The program's command as the client's line spelled it, before
+    /// `%VAR%` expansion: for a WinRM Command of one program, program and
+    /// arguments joined by spaces; for a line of several commands joined by
+    /// `&`, the part that started this program.
     pub command_line: String,
-    /// None while the command runs (or if it was terminated).
+    /// Which WinRM Command (command line) of this server started it: 0 for
+    /// the first one the server received, then 1, 2, ...
+    pub shell_command: usize,
+    /// None while the program runs (or if it was terminated).
     pub exit_code: Option<i32>,
 }
 
-/// The commands a server ran, in order. Cheap to clone; clones share entries.
+/// The programs a server ran, in order. Cheap to clone; clones share entries.
 #[derive(Clone, Default)]
 pub struct CommandLog {
     entries: Arc<Mutex<Vec<LoggedCommand>>>,
+    shell_commands: Arc<AtomicUsize>,
 }
 
 impl CommandLog {
@@ -70,13 +79,19 @@ impl CommandLog {
         self.entries.lock().expect("command log poisoned").clone()
     }
 
-    /// Records a started command; returns its index for [`CommandLog::finish`].
-    pub(crate) fn start(&self, user: &str, command_line: String) -> usize {
+    /// A number for a new WinRM Command, in the order they arrive.
+    pub(crate) fn next_shell_command(&self) -> usize {
+        self.shell_commands.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Records a started program; returns its index for [`CommandLog::finish`].
+    pub(crate) fn start(&self, user: &str, shell_command: usize, command_line: String) -> usize {
         let mut entries = self.entries.lock().expect("command log poisoned");
         entries.push(LoggedCommand {
             at: SystemTime::now(),
             user: user.to_string(),
             command_line,
+            shell_command,
             exit_code: None,
         });
         entries.len() - 1
@@ -94,6 +109,51 @@ impl CommandLog {
     }
 }
 
+/// One HTTP request a server's WinRM listeners received: every POST to
+/// `/wsman`, the NTLM handshake's empty-bodied legs included.
+#[derive(Clone, Debug)]
+pub struct LoggedRequest {
+    pub at: SystemTime,
+    /// What the `Authorization` header carried: `"Negotiate NEGOTIATE"`,
+    /// `"Negotiate AUTHENTICATE"` (or `NTLM ...`), `"Basic"`, or nothing (a
+    /// request on an already authenticated connection).
+    pub authorization: Option<String>,
+    /// The WS-Management action answered, last path segment (`"Create"`,
+    /// `"Command"`, `"Receive"`, `"Signal"`, `"Delete"`); None for a request
+    /// that carried no SOAP (a handshake leg, a refusal).
+    pub action: Option<String>,
+    pub status: u16,
+}
+
+/// The HTTP requests a server received, in order. Cheap to clone; clones
+/// share entries.
+#[derive(Clone, Default)]
+pub struct RequestLog {
+    entries: Arc<Mutex<Vec<LoggedRequest>>>,
+}
+
+impl RequestLog {
+    pub fn entries(&self) -> Vec<LoggedRequest> {
+        self.entries.lock().expect("request log poisoned").clone()
+    }
+
+    /// How many requests were received (each one is a round trip).
+    pub fn len(&self) -> usize {
+        self.entries.lock().expect("request log poisoned").len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub(crate) fn record(&self, request: LoggedRequest) {
+        self.entries
+            .lock()
+            .expect("request log poisoned")
+            .push(request);
+    }
+}
+
 /// One simulated Exchange server.
 pub struct LabServer {
     pub name: String,
@@ -102,7 +162,10 @@ pub struct LabServer {
     /// The client front end (HTTPS, lab CA), when the lab has one.
     pub front_end_addr: Option<SocketAddr>,
     pub iis: iis::IisSim,
+    /// The programs clients ran.
     pub log: CommandLog,
+    /// The HTTP requests clients sent (round trips).
+    pub requests: RequestLog,
 }
 
 impl LabServer {
@@ -145,6 +208,7 @@ impl Lab {
             faults.apply_to_iis(&mut iis_config);
             let iis = iis::IisSim::new(iis_config);
             let log = CommandLog::default();
+            let requests = RequestLog::default();
             let (http_port, https_port) = if config.base_port == 0 {
                 (0, 0)
             } else {
@@ -165,6 +229,7 @@ impl Lab {
                 faults,
                 iis: iis.clone(),
                 log: log.clone(),
+                requests: requests.clone(),
             };
             let (http_addr, https_addr) = runtime
                 .start_server(
@@ -208,6 +273,7 @@ impl Lab {
                 front_end_addr,
                 iis,
                 log,
+                requests,
             });
         }
         Ok(Lab {
@@ -304,5 +370,6 @@ mod tests {
         send_sync::<Lab>();
         send_sync::<LabServer>();
         send_sync::<CommandLog>();
+        send_sync::<RequestLog>();
     }
 }

@@ -1,6 +1,13 @@
 //! The Windows Remote Shell resource (`.../windows/shell/cmd`) of one lab
 //! server: Create, Command, Receive, Signal, Delete (MS-WSMV 3.1.4.x),
 //! answered the way Windows answers them.
+//!
+//! A Command's line runs in its own task ([`IisSim::run_line`]); a Receive
+//! answers as soon as the line has printed something it has not handed out
+//! yet, or has ended ("the server ... will delay responding until output is
+//! available", MS-WSMV 3.1.4.14), else with `w:TimeoutFault` at the
+//! OperationTimeout. What the line prints becomes readable when it is about
+//! to wait (a recycle or an iisreset that takes time) and when it ends.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -13,10 +20,10 @@ use tokio::task::JoinHandle;
 
 use super::CommandLog;
 use super::envelope::{Body, WsmanFault, WsmanRequest, envelope, esc, parse_request};
-use super::iis::{CommandResult, IisSim};
+use super::iis::{Console, IisSim};
 use revoke_winrm::soap::{
     ACTION_COMMAND, ACTION_CREATE, ACTION_DELETE, ACTION_RECEIVE, ACTION_SIGNAL,
-    COMMAND_STATE_DONE, RESOURCE_CMD, SIGNAL_TERMINATE,
+    COMMAND_STATE_DONE, COMMAND_STATE_RUNNING, RESOURCE_CMD, SIGNAL_TERMINATE,
 };
 
 /// WinRM's MaxTimeoutms default (60 s): the longest a Receive is held.
@@ -29,11 +36,83 @@ const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(60);
 pub struct SoapReply {
     pub status: u16,
     pub xml: String,
+    /// The action of the request it answers (last path segment), when the
+    /// request was understood: for the server's request log.
+    pub action: Option<String>,
+}
+
+/// What a running command line has printed and not yet handed to a
+/// Receive, and its exit code once it has ended.
+#[derive(Debug, Default)]
+struct Streams {
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+    exit_code: Option<i32>,
+}
+
+impl Streams {
+    fn ready(&self) -> bool {
+        !self.stdout.is_empty() || !self.stderr.is_empty() || self.exit_code.is_some()
+    }
 }
 
 struct Command {
-    result: watch::Receiver<Option<CommandResult>>,
+    streams: Arc<Mutex<Streams>>,
+    /// Changes when `streams` got something; closed when the task is gone.
+    changed: watch::Receiver<()>,
     task: JoinHandle<()>,
+}
+
+/// The [`Console`] of one running command line: output is kept until the
+/// line flushes it into [`Streams`]; programs go into the command log.
+struct ShellConsole {
+    streams: Arc<Mutex<Streams>>,
+    changed: watch::Sender<()>,
+    stdout: String,
+    stderr: String,
+    log: CommandLog,
+    user: String,
+    shell_command: usize,
+}
+
+impl ShellConsole {
+    /// The line has ended: the rest of its output and its exit code.
+    fn end(mut self, exit_code: i32) {
+        self.flush();
+        self.streams.lock().expect("streams poisoned").exit_code = Some(exit_code);
+        self.changed.send_replace(());
+    }
+}
+
+impl Console for ShellConsole {
+    fn stdout(&mut self, text: &str) {
+        self.stdout.push_str(text);
+    }
+    fn stderr(&mut self, text: &str) {
+        self.stderr.push_str(text);
+    }
+    fn flush(&mut self) {
+        if self.stdout.is_empty() && self.stderr.is_empty() {
+            return;
+        }
+        {
+            let mut streams = self.streams.lock().expect("streams poisoned");
+            streams
+                .stdout
+                .extend(std::mem::take(&mut self.stdout).into_bytes());
+            streams
+                .stderr
+                .extend(std::mem::take(&mut self.stderr).into_bytes());
+        }
+        self.changed.send_replace(());
+    }
+    fn started(&mut self, written: &str) -> usize {
+        self.log
+            .start(&self.user, self.shell_command, written.to_owned())
+    }
+    fn exited(&mut self, process: usize, exit_code: i32) {
+        self.log.finish(process, exit_code);
+    }
 }
 
 struct Shell {
@@ -79,6 +158,7 @@ impl ShellService {
         SoapReply {
             status: 500,
             xml: fault.to_envelope(relates_to, &self.machine),
+            action: None,
         }
     }
 
@@ -89,10 +169,16 @@ impl ShellService {
             Err(e) => return self.fault_reply(&WsmanFault::malformed(&e.0), None),
         };
         let relates = req.message_id.clone();
-        match self.dispatch(&req, user).await {
-            Ok(xml) => SoapReply { status: 200, xml },
+        let action = req.action.rsplit('/').next().map(str::to_owned);
+        let reply = match self.dispatch(&req, user).await {
+            Ok(xml) => SoapReply {
+                status: 200,
+                xml,
+                action: None,
+            },
             Err(fault) => self.fault_reply(&fault, relates.as_deref()),
-        }
+        };
+        SoapReply { action, ..reply }
     }
 
     async fn dispatch(&self, req: &WsmanRequest, user: &str) -> Result<String, WsmanFault> {
@@ -187,25 +273,37 @@ impl ShellService {
         let shell = shells
             .get_mut(shell_id)
             .ok_or_else(|| WsmanFault::shell_not_found(shell_id))?;
-        let command_line = std::iter::once(command.as_str())
+        // WinRM hands `cmd.exe /c` the command and its arguments as one line.
+        let line = std::iter::once(command.as_str())
             .chain(arguments.iter().map(String::as_str))
             .collect::<Vec<_>>()
             .join(" ");
-        let entry = self.log.start(user, command_line);
-        let (tx, rx) = watch::channel(None);
+        let streams = Arc::new(Mutex::new(Streams::default()));
+        let (changed, watch) = watch::channel(());
+        let mut console = ShellConsole {
+            streams: streams.clone(),
+            changed,
+            stdout: String::new(),
+            stderr: String::new(),
+            log: self.log.clone(),
+            user: user.to_owned(),
+            shell_command: self.log.next_shell_command(),
+        };
         let iis = self.iis.clone();
-        let log = self.log.clone();
-        let (program, args) = (command.clone(), arguments.clone());
-        // The process runs on its own; Receive only watches for its end.
+        // The line runs on its own; Receive takes what it printed.
         let task = tokio::spawn(async move {
-            let result = iis.execute(&program, &args).await;
-            log.finish(entry, result.exit_code);
-            let _ = tx.send(Some(result));
+            let exit_code = iis.run_line(&line, &mut console).await;
+            console.end(exit_code);
         });
         let id = new_id();
-        shell
-            .commands
-            .insert(id.clone(), Command { result: rx, task });
+        shell.commands.insert(
+            id.clone(),
+            Command {
+                streams,
+                changed: watch,
+                task,
+            },
+        );
         Ok(format!(
             "<rsp:CommandResponse><rsp:CommandId>{id}</rsp:CommandId></rsp:CommandResponse>"
         ))
@@ -216,7 +314,7 @@ impl ShellService {
         let Body::Receive { command_id } = &req.body else {
             return Err(WsmanFault::malformed("Receive without rsp:Receive."));
         };
-        let mut rx = {
+        let (streams, mut changed) = {
             let shells = self.shells.lock().expect("shells poisoned");
             let shell = shells
                 .get(shell_id)
@@ -226,20 +324,40 @@ impl ShellService {
                 .commands
                 .get(id)
                 .ok_or_else(|| WsmanFault::command_not_found(id))?;
-            cmd.result.clone()
+            (cmd.streams.clone(), cmd.changed.clone())
         };
         let command_id = command_id.clone().unwrap_or_default();
         let wait = req
             .operation_timeout
             .unwrap_or(DEFAULT_OPERATION_TIMEOUT)
             .min(MAX_OPERATION_TIMEOUT);
-        let result = match tokio::time::timeout(wait, rx.wait_for(Option::is_some)).await {
-            Ok(Ok(r)) => r.clone().expect("waited for Some"),
-            // The process was killed (shell deleted / signalled) meanwhile.
-            Ok(Err(_)) => return Err(WsmanFault::command_not_found(&command_id)),
-            Err(_) => return Err(WsmanFault::operation_timeout()),
-        };
-        Ok(receive_body(&command_id, &result))
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut task_gone = false;
+        loop {
+            {
+                let mut streams = streams.lock().expect("streams poisoned");
+                if streams.ready() {
+                    let stdout = std::mem::take(&mut streams.stdout);
+                    let stderr = std::mem::take(&mut streams.stderr);
+                    return Ok(receive_body(
+                        &command_id,
+                        &stdout,
+                        &stderr,
+                        streams.exit_code,
+                    ));
+                }
+            }
+            if task_gone {
+                // The process was killed (shell deleted / signalled) meanwhile.
+                return Err(WsmanFault::command_not_found(&command_id));
+            }
+            match tokio::time::timeout_at(deadline, changed.changed()).await {
+                Ok(Ok(())) => {}
+                // Look once more: it may have ended just before it was dropped.
+                Ok(Err(_)) => task_gone = true,
+                Err(_) => return Err(WsmanFault::operation_timeout()),
+            }
+        }
     }
 
     fn signal(&self, req: &WsmanRequest) -> Result<(), WsmanFault> {
@@ -276,27 +394,35 @@ impl ShellService {
     }
 }
 
-/// A finished command's ReceiveResponse, in Windows' shape: data streams,
-/// then an empty `End="true"` stream per name, then CommandState Done.
-fn receive_body(command_id: &str, r: &CommandResult) -> String {
+/// A ReceiveResponse in Windows' shape: the data streams; then, once the
+/// command has ended, an empty `End="true"` stream per name and
+/// CommandState Done with the exit code, else CommandState Running.
+fn receive_body(command_id: &str, stdout: &[u8], stderr: &[u8], exit_code: Option<i32>) -> String {
     let id = esc(command_id);
     let mut out = String::from("<rsp:ReceiveResponse>");
-    for (name, data) in [("stdout", &r.stdout), ("stderr", &r.stderr)] {
+    for (name, data) in [("stdout", stdout), ("stderr", stderr)] {
         if !data.is_empty() {
             out.push_str(&format!(
                 "<rsp:Stream Name=\"{name}\" CommandId=\"{id}\">{}</rsp:Stream>",
-                B64.encode(data.as_bytes())
+                B64.encode(data)
             ));
         }
     }
-    for name in ["stdout", "stderr"] {
-        out.push_str(&format!(
-            "<rsp:Stream Name=\"{name}\" CommandId=\"{id}\" End=\"true\"></rsp:Stream>"
-        ));
+    match exit_code {
+        Some(code) => {
+            for name in ["stdout", "stderr"] {
+                out.push_str(&format!(
+                    "<rsp:Stream Name=\"{name}\" CommandId=\"{id}\" End=\"true\"></rsp:Stream>"
+                ));
+            }
+            out.push_str(&format!(
+                "<rsp:CommandState CommandId=\"{id}\" State=\"{COMMAND_STATE_DONE}\"><rsp:ExitCode>{code}</rsp:ExitCode></rsp:CommandState>"
+            ));
+        }
+        None => out.push_str(&format!(
+            "<rsp:CommandState CommandId=\"{id}\" State=\"{COMMAND_STATE_RUNNING}\"/>"
+        )),
     }
-    out.push_str(&format!(
-        "<rsp:CommandState CommandId=\"{id}\" State=\"{COMMAND_STATE_DONE}\"><rsp:ExitCode>{}</rsp:ExitCode></rsp:CommandState></rsp:ReceiveResponse>",
-        r.exit_code
-    ));
+    out.push_str("</rsp:ReceiveResponse>");
     out
 }

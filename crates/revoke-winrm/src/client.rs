@@ -1,6 +1,8 @@
 //! One WinRM session with one server: a single HTTP/1.1 connection (NTLM
 //! authenticates the connection, not the request), a remote shell on it, and
-//! commands run one after another.
+//! commands run one after another. A command costs Command, Receive (more
+//! while it runs and prints) and Signal; the last one's Signal is left to the
+//! shell's Delete.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -226,6 +228,7 @@ impl WinrmClient {
         Ok(Shell {
             client: self,
             id: soap::parse_shell_id(&xml)?,
+            unsignalled: std::sync::Mutex::new(None),
         })
     }
 
@@ -271,7 +274,7 @@ impl WinrmClient {
                 }
                 StatusCode::UNAUTHORIZED => {
                     *guard = None;
-                    return Err(WinrmError::AuthRejected);
+                    return Err(WinrmError::AuthRejected(self.settings().user.clone()));
                 }
                 status => {
                     let text = self.open_body(conn, &answer).unwrap_or_default();
@@ -291,7 +294,7 @@ impl WinrmClient {
                 }
             }
         }
-        Err(WinrmError::AuthRejected)
+        Err(WinrmError::AuthRejected(self.settings().user.clone()))
     }
 
     /// The plain-text envelope of a response (unsealed when sealed).
@@ -410,23 +413,30 @@ impl WinrmClient {
 
     async fn connect(&self) -> Result<Connection, WinrmError> {
         let connect_timeout = self.settings().connect_timeout;
-        let tcp = tokio::time::timeout(
+        // Resolved apart from connecting, so a name that does not resolve is
+        // told apart from a host that does not answer.
+        let addresses: Vec<std::net::SocketAddr> = tokio::time::timeout(
             connect_timeout,
-            TcpStream::connect((self.host.as_str(), self.port)),
+            tokio::net::lookup_host((self.host.as_str(), self.port)),
         )
         .await
-        .map_err(|_| {
-            WinrmError::Unreachable(format!(
-                "no TCP connection within {} s",
-                connect_timeout.as_secs()
-            ))
-        })?
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::ConnectionRefused => {
-                WinrmError::ConnectionRefused(format!("nothing listens on port {}", self.port))
-            }
-            _ => WinrmError::Unreachable(e.to_string()),
-        })?;
+        .map_err(|_| WinrmError::NameNotResolved(self.host.clone()))?
+        .map_err(|_| WinrmError::NameNotResolved(self.host.clone()))?
+        .collect();
+        let tcp = tokio::time::timeout(connect_timeout, TcpStream::connect(addresses.as_slice()))
+            .await
+            .map_err(|_| {
+                WinrmError::Unreachable(format!(
+                    "no TCP connection within {} s",
+                    connect_timeout.as_secs()
+                ))
+            })?
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::ConnectionRefused => {
+                    WinrmError::ConnectionRefused(format!("nothing listens on port {}", self.port))
+                }
+                _ => WinrmError::Unreachable(e.to_string()),
+            })?;
         let _ = tcp.set_nodelay(true);
 
         match &self.connector.tls {
@@ -527,7 +537,7 @@ impl WinrmClient {
                 }
                 Ok(())
             }
-            StatusCode::UNAUTHORIZED => Err(WinrmError::AuthRejected),
+            StatusCode::UNAUTHORIZED => Err(WinrmError::AuthRejected(self.settings().user.clone())),
             status => Err(WinrmError::Http {
                 status: status.as_u16(),
                 detail: "while authenticating".into(),
@@ -564,11 +574,29 @@ fn describe_hyper(err: &dyn std::error::Error) -> String {
 pub struct Shell<'c> {
     client: &'c WinrmClient,
     id: String,
+    /// The last command that ended and was not yet released with a Signal:
+    /// released before the next command starts, or by the shell's Delete.
+    unsignalled: std::sync::Mutex<Option<String>>,
 }
 
 impl Shell<'_> {
     /// Run one command to completion and collect its output.
     pub async fn run(&self, program: &str, args: &[String]) -> Result<CommandOutput, WinrmError> {
+        self.run_observed(program, args, |_, _| {}).await
+    }
+
+    /// Run one command to completion and collect its output; `progress` is
+    /// told the command's stdout and stderr so far whenever a Receive brought
+    /// more (a server answers a Receive as soon as the command printed
+    /// something, MS-WSMV 3.1.4.14), so a caller can act on the output of a
+    /// long command line before it ends.
+    pub async fn run_observed(
+        &self,
+        program: &str,
+        args: &[String],
+        mut progress: impl FnMut(&str, &str),
+    ) -> Result<CommandOutput, WinrmError> {
+        self.release_previous().await;
         let client = self.client;
         let xml = client
             .call(
@@ -602,21 +630,21 @@ impl Shell<'_> {
                 }) => continue,
                 Err(e) => return Err(e),
             };
-            stdout.extend(received.stdout);
-            stderr.extend(received.stderr);
+            if !received.stdout.is_empty() || !received.stderr.is_empty() {
+                stdout.extend(received.stdout);
+                stderr.extend(received.stderr);
+                progress(
+                    &String::from_utf8_lossy(&stdout),
+                    &String::from_utf8_lossy(&stderr),
+                );
+            }
             if let Some(code) = received.exit_code {
                 break code;
             }
         };
-        // Release the command's resources on the server; its result is in hand.
-        let _ = client
-            .call(
-                soap::ACTION_SIGNAL,
-                Some(&self.id),
-                &soap::signal_body(&command_id),
-                &[],
-            )
-            .await;
+        // Its result is in hand; the Signal that releases it on the server is
+        // sent before the next command (see `release_previous`).
+        *self.unsignalled.lock().expect("unsignalled command") = Some(command_id);
         Ok(CommandOutput {
             stdout: String::from_utf8_lossy(&stdout).into_owned(),
             stderr: String::from_utf8_lossy(&stderr).into_owned(),
@@ -624,7 +652,31 @@ impl Shell<'_> {
         })
     }
 
-    /// Delete the shell.
+    /// Releases the previous command's resources on the server with
+    /// Signal(terminate): MS-WSMV 3.1.4.14 says a final Signal MUST be sent
+    /// for a command of a Text-based Command Shell after all its output was
+    /// received, even though the Receive already said Done (pywinrm's
+    /// `cleanup_command` does the same). Only the last command of a shell
+    /// goes without: the shell's Delete right after it frees every resource
+    /// of the shell, commands included (MS-WSMV 3.1.4.4.1), so that Signal
+    /// would be a round trip for nothing.
+    async fn release_previous(&self) {
+        let previous = self.unsignalled.lock().expect("unsignalled command").take();
+        if let Some(command_id) = previous {
+            // The result is in hand either way; a failure here changes nothing.
+            let _ = self
+                .client
+                .call(
+                    soap::ACTION_SIGNAL,
+                    Some(&self.id),
+                    &soap::signal_body(&command_id),
+                    &[],
+                )
+                .await;
+        }
+    }
+
+    /// Delete the shell (and with it the last command, see `release_previous`).
     pub async fn close(self) -> Result<(), WinrmError> {
         self.client
             .call(soap::ACTION_DELETE, Some(&self.id), "", &[])

@@ -5,16 +5,22 @@ use thiserror::Error;
 pub enum WinrmError {
     #[error("connection refused ({0})")]
     ConnectionRefused(String),
-    #[error("unreachable: {0}")]
+    /// The report already says "unreachable"; the text says why.
+    #[error("{0}")]
     Unreachable(String),
+    #[error("the name {0} does not resolve (DNS): check the server's name, or give its address")]
+    NameNotResolved(String),
     #[error("no answer within {0} s")]
     NoAnswer(u64),
     #[error("connection lost: {0}")]
     ConnectionLost(String),
     #[error("TLS failed: {0}")]
     Tls(String),
-    #[error("authentication refused (HTTP 401)")]
-    AuthRejected,
+    #[error(
+        "authentication refused (HTTP 401) for {0}: check the password, or give another \
+         account with --user DOMAIN\\user (or user in [winrm])"
+    )]
+    AuthRejected(String),
     #[error("HTTP {status} from the WinRM service{}", detail_suffix(.detail))]
     Http { status: u16, detail: String },
     #[error("WinRM fault {subcode}: {reason}")]
@@ -52,7 +58,9 @@ impl WinrmError {
     pub fn is_unreachable(&self) -> bool {
         matches!(
             self,
-            WinrmError::ConnectionRefused(_) | WinrmError::Unreachable(_)
+            WinrmError::ConnectionRefused(_)
+                | WinrmError::Unreachable(_)
+                | WinrmError::NameNotResolved(_)
         )
     }
 }

@@ -35,6 +35,18 @@ pub enum Command {
     Servers(ServersArgs),
     /// Recycle the Exchange application pools (or iisreset) on every server.
     Flush(FlushArgs),
+    /// Print the shell completion script (e.g. `revoke completions bash > /etc/bash_completion.d/revoke`).
+    Completions {
+        /// The shell to complete in.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages (revoke.1 and one per command) into a directory.
+    Man {
+        /// Where to write them, e.g. /usr/local/share/man/man1.
+        #[arg(value_name = "DIR")]
+        dir: std::path::PathBuf,
+    },
     /// Run a simulated Exchange estate on loopback until Ctrl-C.
     #[cfg(feature = "lab")]
     Lab(LabArgs),
@@ -163,7 +175,7 @@ pub struct FlushOptions {
     /// Application pool to recycle (repeatable) [default: the Exchange pools].
     #[arg(long = "pool", value_name = "NAME")]
     pub pools: Vec<String>,
-    /// Servers handled at the same time [default: 32].
+    /// Servers handled at the same time [default: every server, up to 1024].
     #[arg(long, value_name = "N")]
     pub parallel: Option<usize>,
     /// Give up on a server after this many seconds [default: 120].
@@ -186,10 +198,13 @@ pub struct WinrmArgs {
     /// WinRM user (DOMAIN\user or user@domain) [default: [winrm] user].
     #[arg(long, value_name = "USER")]
     pub user: Option<String>,
+    /// http (Windows' default listener, every message sealed) or https [default: [winrm] scheme, else http].
     #[arg(long, value_parser = scheme())]
     pub scheme: Option<Scheme>,
+    /// WinRM port of servers named without one [default: 5985 for http, 5986 for https].
     #[arg(long, value_name = "PORT")]
     pub port: Option<u16>,
+    /// negotiate (NTLM; sealed over http) or basic (https only) [default: negotiate].
     #[arg(long, value_parser = auth())]
     pub auth: Option<Auth>,
     /// CA certificate(s) in PEM that sign the servers' HTTPS certificates.
@@ -203,14 +218,20 @@ pub struct RunArgs {
     /// Config file [default: $REVOKE_CONFIG, else <config dir>/revoke/revoke.toml].
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Read the password from the first line of stdin (else $REVOKE_PASSWORD, else a prompt).
+    /// Read the operator's password (the LDAP bind, WinRM, and the BIG-IPs unless
+    /// $REVOKE_F5_PASSWORD gives theirs) from the first line of stdin [else
+    /// $REVOKE_PASSWORD, else a prompt on the terminal].
     #[arg(long)]
     pub password_stdin: bool,
+    /// human: progress on stderr and a table on stdout; json: the report (docs/report.md) on stdout.
     #[arg(long, value_enum, default_value = "human")]
     pub output: OutputFormat,
     /// No progress display.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Show every pool of every server in the human report.
+    #[arg(long)]
+    pub detail: bool,
 }
 
 /// A parser for an enum of another crate that names its own values, so each
@@ -234,8 +255,17 @@ fn scheme() -> impl TypedValueParser<Value = Scheme> {
     named(&Scheme::ALL, Scheme::name)
 }
 
+/// Kerberos is accepted (so the refusal can say why) but not offered while
+/// it is not supported.
 fn auth() -> impl TypedValueParser<Value = Auth> {
-    named(&Auth::ALL, Auth::name)
+    let values = Auth::ALL
+        .map(|auth| clap::builder::PossibleValue::new(auth.name()).hide(auth == Auth::Kerberos));
+    PossibleValuesParser::new(values).map(|chosen| {
+        *Auth::ALL
+            .iter()
+            .find(|auth| auth.name() == chosen)
+            .expect("clap only passes a listed value")
+    })
 }
 
 #[cfg(feature = "lab")]
@@ -293,6 +323,7 @@ pub struct DemoArgs {
     /// Number of simulated Exchange servers.
     #[arg(long, default_value_t = 8)]
     pub servers: usize,
+    /// human: the story and the table; json: only revoke's report, on stdout.
     #[arg(long, value_enum, default_value = "human")]
     pub output: OutputFormat,
     /// No progress display.
@@ -306,5 +337,38 @@ mod tests {
     fn the_command_line_is_consistent() {
         use clap::CommandFactory;
         super::Cli::command().debug_assert();
+    }
+
+    /// `revoke CMD --help` explains every flag and argument.
+    #[test]
+    fn every_flag_says_what_it_is_for() {
+        use clap::CommandFactory;
+        fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in command.get_arguments() {
+                let builtin = matches!(arg.get_id().as_str(), "help" | "version");
+                if arg.get_help().is_none() && !builtin {
+                    missing.push(format!("{path} {}", arg.get_id()));
+                }
+            }
+            for sub in command.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&super::Cli::command(), "revoke", &mut missing);
+        assert!(missing.is_empty(), "no help text: {missing:?}");
+    }
+
+    #[test]
+    fn kerberos_is_not_offered_while_it_is_refused() {
+        use clap::CommandFactory;
+        let mut command = super::Cli::command();
+        let help = command
+            .find_subcommand_mut("flush")
+            .unwrap()
+            .render_long_help()
+            .to_string();
+        assert!(help.contains("negotiate"), "{help}");
+        assert!(!help.contains("kerberos"), "{help}");
     }
 }

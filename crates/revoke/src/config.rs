@@ -120,7 +120,11 @@ pub struct FlushSection {
     pub drain_timeout: Option<u64>,
 }
 
-pub const DEFAULT_PARALLEL: usize = 32;
+/// `--parallel` when neither the flag nor the config sets it: every server at
+/// once (a recycle takes no server down, docs/performance.md), up to this
+/// documented upper bound of 1,024 servers at a time. iisreset still goes in
+/// waves of `--max-unavailable`.
+pub const DEFAULT_PARALLEL: usize = 1024;
 pub const DEFAULT_TIMEOUT_SECS: u64 = 120;
 pub const DEFAULT_RETRIES: u32 = 2;
 /// IIS's default shutdownTimeLimit: an old worker drains at most this long.
@@ -168,6 +172,15 @@ pub fn parse(text: &str) -> Result<ConfigFile, String> {
 /// `targets` comes out empty only if `discoverable` (a directory is
 /// configured): the caller then finds the servers in AD.
 pub fn flush_plan(
+    args: &FlushOptions,
+    winrm_args: &WinrmArgs,
+    loaded: &Loaded,
+    discoverable: bool,
+) -> Result<FlushPlan, ConfigError> {
+    build_flush_plan(args, winrm_args, loaded, discoverable).map_err(|e| loaded.explain(e))
+}
+
+fn build_flush_plan(
     args: &FlushOptions,
     winrm_args: &WinrmArgs,
     loaded: &Loaded,
@@ -223,9 +236,7 @@ pub fn flush_plan(
             })
             .collect::<Result<Vec<_>, _>>()?,
     };
-    if targets.is_empty() && !discoverable {
-        return Err(no_servers());
-    }
+    let no_targets = targets.is_empty() && !discoverable;
     let targets = dedupe(targets);
 
     let pools = if !args.pools.is_empty() {
@@ -257,10 +268,14 @@ pub fn flush_plan(
         .user
         .clone()
         .or_else(|| winrm.user.clone())
-        .filter(|u| !u.trim().is_empty())
-        .ok_or_else(|| {
-            invalid("no WinRM user: give --user DOMAIN\\user or set user in the [winrm] section of the config file")
-        })?;
+        .filter(|u| !u.trim().is_empty());
+    // Both missing are said at once, not one per run.
+    let user = match (no_targets, user) {
+        (false, Some(user)) => user,
+        (true, Some(_)) => return Err(no_servers()),
+        (false, None) => return Err(no_winrm_user()),
+        (true, None) => return Err(all_of(vec![no_servers(), no_winrm_user()])),
+    };
     let ca_file = winrm_args
         .ca_file
         .clone()
@@ -317,12 +332,32 @@ pub struct Loaded {
     /// The file's directory: relative paths in it are relative to it.
     pub dir: Option<PathBuf>,
     pub file: ConfigFile,
+    /// No file was given and none was found here: said with any settings error.
+    pub looked_for: Option<PathBuf>,
 }
 
 impl Loaded {
     /// The config file `--config` names, else the default one if it exists.
     pub fn load(flag: Option<&Path>) -> Result<Self, ConfigError> {
-        Ok(Self::from(load(flag)?))
+        match load(flag)? {
+            Some(found) => Ok(Self::from(Some(found))),
+            None => Ok(Loaded {
+                looked_for: locate(flag).map(|(path, _)| path),
+                ..Loaded::default()
+            }),
+        }
+    }
+
+    /// A settings error, and where revoke looked for a config file if it
+    /// found none (the likely reason a setting is missing).
+    fn explain(&self, error: ConfigError) -> ConfigError {
+        match (&self.looked_for, error) {
+            (Some(path), ConfigError::Invalid(message)) => invalid(format!(
+                "{message}\n(no config file was read: none at {}; give --config FILE or set REVOKE_CONFIG)",
+                path.display()
+            )),
+            (_, error) => error,
+        }
     }
 
     fn from(loaded: Option<(PathBuf, ConfigFile)>) -> Self {
@@ -330,6 +365,7 @@ impl Loaded {
             Some((path, file)) => Loaded {
                 dir: path.parent().map(Path::to_path_buf),
                 file,
+                looked_for: None,
             },
             None => Loaded::default(),
         }
@@ -345,6 +381,28 @@ fn relative_to(base_dir: &Option<PathBuf>, path: &Path) -> PathBuf {
 }
 
 /// The error for a run that has no server to flush and no way to find one.
+fn no_winrm_user() -> ConfigError {
+    invalid(
+        "no WinRM user: give --user DOMAIN\\user or set user in the [winrm] section of the config file",
+    )
+}
+
+/// Several problems in one error, so a run says everything that is missing.
+fn all_of(problems: Vec<ConfigError>) -> ConfigError {
+    match <[ConfigError; 1]>::try_from(problems) {
+        Ok([one]) => one,
+        Err(problems) => invalid(format!(
+            "{} problems with the settings:\n  - {}",
+            problems.len(),
+            problems
+                .iter()
+                .map(|p| p.to_string().replace('\n', "\n    "))
+                .collect::<Vec<_>>()
+                .join("\n  - ")
+        )),
+    }
+}
+
 fn no_servers() -> ConfigError {
     invalid(
         "no servers to flush: give --servers HOST[,HOST...], list them in the config file \
@@ -354,6 +412,14 @@ fn no_servers() -> ConfigError {
 
 /// The directory settings, which `why` needs: an error saying how to give them if none are configured.
 pub fn required_directory(
+    args: &DirectoryArgs,
+    loaded: &Loaded,
+    why: &str,
+) -> Result<DirectorySettings, ConfigError> {
+    build_required_directory(args, loaded, why).map_err(|e| loaded.explain(e))
+}
+
+fn build_required_directory(
     args: &DirectoryArgs,
     loaded: &Loaded,
     why: &str,
@@ -433,28 +499,40 @@ pub fn revocation_plan(
     loaded: &Loaded,
 ) -> Result<RevocationPlan, ConfigError> {
     let change_args = &args.change;
-    let directory = required_directory(
+    // Every part is checked, and every problem said at once.
+    let directory = build_required_directory(
         &change_args.directory,
         loaded,
         "no directory to change the account in",
-    )?;
-    let replication_timeout = if change_args.no_wait_replication {
-        None
-    } else {
-        Some(replication_timeout(
-            change_args.replication_timeout,
-            loaded,
-        )?)
+    );
+    let replication_timeout = match change_args.no_wait_replication {
+        true => Ok(None),
+        false => replication_timeout(change_args.replication_timeout, loaded).map(Some),
     };
-    Ok(RevocationPlan {
-        change,
-        users,
-        directory,
-        replication_timeout,
-        allow_privileged: change_args.allow_privileged,
-        flush: flush_plan(&args.flush, &args.winrm, loaded, true)?,
-        f5: f5_settings(loaded)?,
-    })
+    let flush = build_flush_plan(&args.flush, &args.winrm, loaded, true);
+    let f5 = f5_settings(loaded);
+    match (directory, replication_timeout, flush, f5) {
+        (Ok(directory), Ok(replication_timeout), Ok(flush), Ok(f5)) => Ok(RevocationPlan {
+            change,
+            users,
+            directory,
+            replication_timeout,
+            allow_privileged: change_args.allow_privileged,
+            flush,
+            f5,
+        }),
+        (directory, replication_timeout, flush, f5) => Err(loaded.explain(all_of(
+            [
+                directory.err(),
+                replication_timeout.err(),
+                flush.err(),
+                f5.err(),
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
+        ))),
+    }
 }
 
 /// The `[f5]` section, if there is one.

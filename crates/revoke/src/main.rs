@@ -7,6 +7,8 @@ mod config;
 mod confirm;
 mod credentials;
 mod exit;
+mod generate;
+mod limits;
 mod report;
 mod run;
 
@@ -43,6 +45,8 @@ fn main() -> std::process::ExitCode {
             Command::Reset(args) => reset(args).await,
             Command::Servers(args) => servers(args).await,
             Command::Flush(args) => flush(args).await,
+            Command::Completions { shell } => generate::completions(shell),
+            Command::Man { dir } => generate::man(&dir),
             #[cfg(feature = "lab")]
             Command::Lab(args) => commands::lab::run(args).await,
             #[cfg(feature = "lab")]
@@ -71,7 +75,7 @@ async fn flush(args: FlushArgs) -> anyhow::Result<Ended> {
             revocation::discover(&directory, &secrets.operator, plan.default_port).await?;
     }
     let ended = run::flush(plan, secrets, &args.run).await?;
-    run::print_report(&ended, args.run.output);
+    run::print_report(&ended, &args.run);
     Ok(ended)
 }
 
@@ -81,7 +85,7 @@ async fn disable(args: DisableArgs) -> anyhow::Result<Ended> {
     let plan = config::revocation_plan(Change::Disable, args.users, shared, &config)?;
     let secrets = credentials::gather(&plan.directory.bind_user, shared.run.password_stdin, None)?;
     let ended = run::revocation(plan, secrets, shared.change.yes, &shared.run).await?;
-    run::print_report(&ended, shared.run.output);
+    run::print_report(&ended, &shared.run);
     Ok(ended)
 }
 
@@ -109,7 +113,7 @@ async fn reset(args: ResetArgs) -> anyhow::Result<Ended> {
     };
     let ended = run::revocation(plan, secrets, shared.change.yes, &shared.run).await;
     if let Ok(ended) = &ended {
-        run::print_report(ended, shared.run.output);
+        run::print_report(ended, &shared.run);
     }
     let reset_done = matches!(&ended, Ok(Ended::Ran(f)) if f.report.has_user(UserStatus::Reset));
     let generated = source == NewPassword::Generate;
@@ -134,7 +138,7 @@ async fn servers(args: ServersArgs) -> anyhow::Result<Ended> {
     // --check: a dry-run flush connects, authenticates and only reads.
     plan.dry_run = true;
     let ended = run::flush(plan, secrets, &args.run).await?;
-    run::print_report(&ended, args.run.output);
+    run::print_report(&ended, &args.run);
     Ok(ended)
 }
 

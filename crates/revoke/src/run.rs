@@ -60,6 +60,7 @@ pub async fn flush(plan: FlushPlan, secrets: Secrets, run: &RunArgs) -> anyhow::
         return Err(RevocationError::NoServers.into());
     }
     warn_unverified(&plan);
+    crate::limits::ensure_open_files(plan.concurrency());
     let connector = Connector::new(plan.connection.clone(), secrets.operator)?;
     let finished = drive(
         |sink| orchestrate::flush_and_finish(plan, connector, sink),
@@ -96,6 +97,8 @@ pub async fn revocation(
     if !prepared.dry_run() {
         crate::confirm::confirm(&prepared, yes)?;
     }
+    // The servers are known now (they may come from AD).
+    crate::limits::ensure_open_files(prepared.concurrency());
     let finished = drive(
         |sink| revocation::execute(prepared, connector, sink),
         Progress::choose(run.output, run.quiet),
@@ -166,14 +169,15 @@ where
     }
 }
 
-/// The report of a run on stdout, in the chosen format.
-pub fn print_report(ended: &Ended, output: OutputFormat) {
+/// The report of a run on stdout, in the format `run` asks for (with
+/// `--detail`, the human report shows every pool of every server).
+pub fn print_report(ended: &Ended, run: &RunArgs) {
     let Ended::Ran(finished) = ended else {
         return;
     };
     let report = &finished.report;
-    let text = match output {
-        OutputFormat::Human => crate::report::render_table(report),
+    let text = match run.output {
+        OutputFormat::Human => crate::report::render_table(report, run.detail),
         OutputFormat::Json => revoke_core::report::render_json(report) + "\n",
     };
     use std::io::Write;

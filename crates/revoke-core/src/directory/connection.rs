@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use ldap3::{LdapConnAsync, LdapConnSettings, Scope, SearchEntry};
 
-use super::{DirectoryError, describe_ldap_error, describe_result};
+use super::{DirectoryError, describe_result};
 use crate::Password;
 
 /// How the connection is protected.
@@ -170,19 +170,13 @@ impl Connection {
         }
         let (conn, mut ldap) = LdapConnAsync::with_settings(ldap_settings, &url)
             .await
-            .map_err(|e| DirectoryError::Unreachable {
-                url: url.clone(),
-                reason: describe_ldap_error(&e),
-            })?;
+            .map_err(|e| DirectoryError::connecting(&url, &e))?;
         ldap3::drive!(conn);
         let result = ldap
             .with_timeout(settings.operation_timeout)
             .simple_bind(&settings.bind_user, password.expose())
             .await
-            .map_err(|e| DirectoryError::Unreachable {
-                url: url.clone(),
-                reason: describe_ldap_error(&e),
-            })?;
+            .map_err(|e| DirectoryError::connecting(&url, &e))?;
         if result.rc != 0 {
             return Err(DirectoryError::BindRefused {
                 url,

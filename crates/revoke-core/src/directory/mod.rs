@@ -34,6 +34,9 @@ pub enum DirectoryError {
     Settings(String),
     #[error("cannot reach the directory at {url}: {reason}")]
     Unreachable { url: String, reason: String },
+    /// It answered, but its certificate is not one revoke may trust.
+    #[error("the directory at {url} answered, but {reason}")]
+    Untrusted { url: String, reason: String },
     #[error("the directory at {url} refused the bind as {user}: {reason}")]
     BindRefused {
         url: String,
@@ -66,6 +69,21 @@ pub enum DirectoryError {
 }
 
 impl DirectoryError {
+    /// Connecting (TCP, TLS, StartTLS) or binding failed: an untrusted
+    /// certificate is told apart from a DC that cannot be reached.
+    pub(crate) fn connecting(url: &str, error: &ldap3::LdapError) -> Self {
+        match certificate_problem(error) {
+            Some(reason) => DirectoryError::Untrusted {
+                url: url.to_string(),
+                reason,
+            },
+            None => DirectoryError::Unreachable {
+                url: url.to_string(),
+                reason: describe_ldap_error(error),
+            },
+        }
+    }
+
     pub(crate) fn operation(what: impl Into<String>, host: &str, error: ldap3::LdapError) -> Self {
         DirectoryError::Operation {
             what: what.into(),
@@ -91,6 +109,45 @@ pub fn describe_ldap_error(error: &ldap3::LdapError) -> String {
         ldap3::LdapError::Timeout { .. } => "no answer within the operation timeout".into(),
         other => other.to_string(),
     }
+}
+
+/// The certificate problem behind a failed TLS handshake, in words that say
+/// what to do; None if the failure was not about the certificate.
+fn certificate_problem(error: &ldap3::LdapError) -> Option<String> {
+    use rustls::CertificateError as Cert;
+    let ldap3::LdapError::Io { source, .. } = error else {
+        return None;
+    };
+    // rustls' error travels inside the io::Error (possibly nested).
+    let mut inner: Option<&(dyn std::error::Error + 'static)> = source.get_ref().map(|e| e as _);
+    while let Some(e) = inner {
+        if let Some(rustls::Error::InvalidCertificate(cert)) = e.downcast_ref::<rustls::Error>() {
+            let what = match cert {
+                Cert::UnknownIssuer | Cert::BadSignature => {
+                    "its certificate is not signed by a CA revoke trusts: give the CA that signs \
+                     the DCs' certificates with --directory-ca-file FILE (or ca_file in [directory])"
+                        .to_string()
+                }
+                Cert::NotValidForName | Cert::NotValidForNameContext { .. } => {
+                    "its certificate is not valid for the name revoke connected to: use the DC's \
+                     name as its certificate gives it (usually its DNS name) in --directory"
+                        .to_string()
+                }
+                Cert::Expired | Cert::ExpiredContext { .. } => {
+                    "its certificate has expired: renew the DC's certificate".to_string()
+                }
+                Cert::NotValidYet | Cert::NotValidYetContext { .. } => {
+                    "its certificate is not valid yet: check the clocks of this machine and the DC"
+                        .to_string()
+                }
+                Cert::Revoked => "its certificate has been revoked".to_string(),
+                other => format!("its certificate was refused ({other:?})"),
+            };
+            return Some(what);
+        }
+        inner = e.source();
+    }
+    None
 }
 
 /// A non-success LDAP result in plain words.
@@ -138,6 +195,39 @@ fn ad_data_code(text: &str) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What a rustls refusal looks like by the time ldap3 reports it.
+    fn tls_refusal(cert: rustls::CertificateError) -> ldap3::LdapError {
+        ldap3::LdapError::Io {
+            source: std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                rustls::Error::InvalidCertificate(cert),
+            ),
+        }
+    }
+
+    #[test]
+    fn a_refused_certificate_says_what_to_do_not_unreachable() {
+        use rustls::CertificateError as Cert;
+        let url = "ldaps://dc1.corp.example.com:636";
+        for (cert, says) in [
+            (Cert::UnknownIssuer, "--directory-ca-file"),
+            (Cert::NotValidForName, "not valid for the name"),
+            (Cert::Expired, "has expired"),
+        ] {
+            let text = DirectoryError::connecting(url, &tls_refusal(cert)).to_string();
+            assert!(
+                text.starts_with(&format!("the directory at {url} answered, but")),
+                "{text}"
+            );
+            assert!(text.contains(says), "{text}");
+        }
+        let refused = ldap3::LdapError::Io {
+            source: std::io::ErrorKind::ConnectionRefused.into(),
+        };
+        let text = DirectoryError::connecting(url, &refused).to_string();
+        assert!(text.starts_with("cannot reach the directory"), "{text}");
+    }
 
     #[test]
     fn bind_failures_are_decoded() {

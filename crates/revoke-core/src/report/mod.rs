@@ -89,6 +89,26 @@ pub struct ServerReport {
     pub actions: Vec<ActionOutcome>,
 }
 
+impl ServerReport {
+    /// For a server that did not end `ok` (or `planned`), one line: its
+    /// host, status and why, e.g. `ex02 partial: not recycled: MSExchangeOWAAppPool`.
+    pub fn problem(&self) -> Option<String> {
+        if self.status.is_success() {
+            return None;
+        }
+        let what = self.error.clone().unwrap_or_else(|| {
+            let failed: Vec<&str> = self
+                .actions
+                .iter()
+                .filter(|a| a.status.is_failure())
+                .map(|a| a.pool.as_str())
+                .collect();
+            format!("not recycled: {}", failed.join(", "))
+        });
+        Some(format!("{} {}: {}", self.host, self.status, what))
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 pub struct Summary {
     pub servers: usize,
@@ -162,24 +182,7 @@ impl RunReport {
         if let Some(reason) = &self.flush_skipped {
             open.push(format!("flush not run: {reason}"));
         }
-        open.extend(
-            self.servers
-                .iter()
-                .filter(|s| !s.status.is_success())
-                .map(|s| {
-                    let failed: Vec<&str> = s
-                        .actions
-                        .iter()
-                        .filter(|a| a.status.is_failure())
-                        .map(|a| a.pool.as_str())
-                        .collect();
-                    let what = s
-                        .error
-                        .clone()
-                        .unwrap_or_else(|| format!("not recycled: {}", failed.join(", ")));
-                    format!("{} {}: {}", s.host, s.status, what)
-                }),
-        );
+        open.extend(self.servers.iter().filter_map(ServerReport::problem));
         open
     }
 

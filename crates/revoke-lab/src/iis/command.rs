@@ -1,7 +1,35 @@
-//! cmd.exe on a simulated server: turns the command line a WinRM `cmd`
-//! shell runs into Windows' output text and exit code, by asking the IIS
-//! model. It expands `%VARS%`, splits the line, finds the program as cmd
-//! does, and plays `appcmd.exe`, `iisreset.exe` and `hostname.exe`.
+//! cmd.exe on a simulated server: runs the command line a WinRM `cmd`
+//! shell hands it (`cmd.exe /c LINE`) the way cmd.exe parses and runs it,
+//! and plays `appcmd.exe`, `iisreset.exe` and `hostname.exe` by asking the
+//! IIS model.
+//!
+//! What cmd.exe does with a line, and so what this does (source: the answers
+//! by jeb and dbenham to "How does the Windows Command Interpreter (CMD.EXE)
+//! parse scripts?", https://stackoverflow.com/q/4094699, command-line mode;
+//! not checked on a Windows host here):
+//!
+//! 1. `%VAR%` is expanded once for the **whole line**, before anything runs.
+//!    An undefined `%NAME%` stays as typed, and its closing `%` may open the
+//!    next reference (`echo %a %b% c%` with only `b=a` set prints `%a a c%`).
+//!    `%ERRORLEVEL%` is the value from *before* the line: 0 in a fresh
+//!    `cmd /c`.
+//! 2. Outside double quotes `^` escapes the next character (and is removed),
+//!    `&` runs the next command unconditionally, `&&` / `||` on success /
+//!    failure. Pipes, redirections and parenthesised blocks are not simulated:
+//!    such a line is refused as a whole (nothing runs).
+//! 3. Each command runs in turn; a program's exit code becomes ERRORLEVEL.
+//!    `echo` prints the rest of its command (trailing spaces included);
+//!    `call` expands `%VAR%` in its command a second time, when it runs, and
+//!    runs it. So `call echo %^errorlevel%` prints the ERRORLEVEL of the
+//!    command before it: the caret hides the reference from step 1
+//!    (`^errorlevel` is not defined, so it stays), step 2 removes the caret,
+//!    and `call` expands `%errorlevel%` when it runs.
+//!
+//! Every program started is logged with its command as the client's line
+//! spelled it, before expansion (like a process-creation audit, one entry per
+//! process: the `echo`s and `call`s of cmd.exe itself start none).
+
+use std::ops::Range;
 
 use super::model::{IisSim, RecycleError, ServiceState};
 
@@ -12,6 +40,8 @@ const WINDIR: &str = r"C:\Windows";
 const ERROR_ACCESS_DENIED: i32 = 5;
 const ERROR_SERVICE_NOT_ACTIVE: i32 = 1062;
 const ERROR_NOT_FOUND: i32 = 1168;
+/// ERRORLEVEL after a command cmd.exe cannot find (`cmd /c` itself then exits 1).
+const NOT_RECOGNIZED_ERRORLEVEL: i32 = 9009;
 
 /// What a command printed and how it exited.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,63 +69,483 @@ impl CommandResult {
     }
 }
 
-impl IisSim {
-    /// Run a command as cmd.exe would: `program` and `args` as WinRM sent them.
-    pub async fn execute(&self, program: &str, args: &[String]) -> CommandResult {
-        // cmd.exe sees one line: it expands %VARS% first, then splits it.
-        let line = std::iter::once(program)
-            .chain(args.iter().map(String::as_str))
-            .collect::<Vec<_>>()
-            .join(" ");
-        let line = expand_env(&line, self.hostname());
-        let tokens = tokenize(&line);
-        let Some((first, rest)) = tokens.split_first() else {
-            // An empty line does nothing and succeeds.
-            return CommandResult::ok(String::new());
-        };
-        let args: Vec<&str> = rest.iter().map(|t| t.value.as_str()).collect();
-        match resolve_program(&first.value) {
-            Some(Program::Appcmd) => appcmd(self, &args).await,
-            Some(Program::IisReset) => iisreset(self, &args).await,
-            Some(Program::Hostname) => hostname(self, &args),
-            None => not_recognized(&first.raw),
+/// Where a running command line writes, and who hears of the programs it
+/// starts (the WinRM shell: Receive and the command log).
+pub trait Console: Send {
+    fn stdout(&mut self, text: &str);
+    fn stderr(&mut self, text: &str);
+    /// What was written so far becomes readable: a program is about to wait.
+    fn flush(&mut self);
+    /// A program starts; `written` is its command as the client's line spelled
+    /// it. Returns a handle for [`Console::exited`].
+    fn started(&mut self, written: &str) -> usize;
+    fn exited(&mut self, process: usize, exit_code: i32);
+}
+
+/// A console that keeps everything (for [`IisSim::execute`] and tests).
+#[derive(Debug, Default)]
+pub struct Captured {
+    pub stdout: String,
+    pub stderr: String,
+    /// Programs started, as written, with their exit codes once they exited.
+    pub started: Vec<(String, Option<i32>)>,
+}
+
+impl Console for Captured {
+    fn stdout(&mut self, text: &str) {
+        self.stdout.push_str(text);
+    }
+    fn stderr(&mut self, text: &str) {
+        self.stderr.push_str(text);
+    }
+    fn flush(&mut self) {}
+    fn started(&mut self, written: &str) -> usize {
+        self.started.push((written.to_owned(), None));
+        self.started.len() - 1
+    }
+    fn exited(&mut self, process: usize, exit_code: i32) {
+        if let Some(p) = self.started.get_mut(process) {
+            p.1 = Some(exit_code);
         }
     }
 }
 
-/// Expands `%windir%`, `%SystemRoot%` and `%COMPUTERNAME%` (any case) as
-/// cmd.exe does; an unknown `%NAME%` stays as typed, like on a cmd line.
-fn expand_env(line: &str, computer_name: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    let mut rest = line;
-    while let Some(open) = rest.find('%') {
-        out.push_str(&rest[..open]);
-        let after = &rest[open + 1..];
-        let value = after.find('%').and_then(|close| {
-            let name = &after[..close];
-            let value =
-                if name.eq_ignore_ascii_case("windir") || name.eq_ignore_ascii_case("SystemRoot") {
-                    WINDIR
-                } else if name.eq_ignore_ascii_case("COMPUTERNAME") {
-                    computer_name
-                } else {
-                    return None;
-                };
-            Some((value, close))
-        });
-        match value {
-            Some((value, close)) => {
-                out.push_str(value);
-                rest = &after[close + 1..];
+impl IisSim {
+    /// Run a command as cmd.exe would: `program` and `args` as WinRM sent them
+    /// (joined by spaces into one line, as WinRM hands them to `cmd /c`).
+    pub async fn execute(&self, program: &str, args: &[String]) -> CommandResult {
+        let mut console = Captured::default();
+        let exit_code = self.run_line(&join_line(program, args), &mut console).await;
+        CommandResult {
+            stdout: console.stdout,
+            stderr: console.stderr,
+            exit_code,
+        }
+    }
+
+    /// Runs one command line as `cmd.exe /c LINE` does; returns cmd's exit
+    /// code (the ERRORLEVEL of the last command run).
+    pub async fn run_line(&self, line: &str, console: &mut dyn Console) -> i32 {
+        let raw: Vec<char> = line.chars().collect();
+        // Step 1, for the whole line: ERRORLEVEL is 0 in a fresh cmd.exe.
+        let expanded = expand_percent(&raw, &|name| self.variable(name, 0));
+        let commands = match split_commands(&expanded) {
+            Ok(commands) => commands,
+            Err(unsupported) => {
+                console.stderr(&format!(
+                    "The lab's cmd.exe does not simulate {unsupported}: nothing was run.\r\n"
+                ));
+                return 1;
+            }
+        };
+        let mut errorlevel = 0;
+        let mut last_not_recognized = false;
+        let mut previous_ok = true;
+        for command in commands {
+            let runs = match command.after {
+                Connector::First | Connector::Always => true,
+                Connector::IfOk => previous_ok,
+                Connector::IfFailed => !previous_ok,
+            };
+            if !runs {
+                continue;
+            }
+            let written = expanded.written(&raw, command.span.clone());
+            let ran =
+                Box::pin(self.run_command(&command.text, &written, errorlevel, console)).await;
+            if let Some(level) = ran.errorlevel {
+                errorlevel = level;
+            }
+            previous_ok = ran.ok;
+            last_not_recognized = ran.not_recognized;
+        }
+        if last_not_recognized { 1 } else { errorlevel }
+    }
+
+    /// One command of a line, after steps 1 and 2: a built-in or a program.
+    async fn run_command(
+        &self,
+        text: &str,
+        written: &str,
+        errorlevel: i32,
+        console: &mut dyn Console,
+    ) -> Ran {
+        let text = text.trim_start_matches([' ', '\t', ',', ';', '=']);
+        if text.is_empty() {
+            return Ran::builtin();
+        }
+        if let Some((delimiter, rest)) = builtin_argument(text, "echo") {
+            echo(delimiter, rest, console);
+            return Ran::builtin();
+        }
+        if let Some((_, rest)) = builtin_argument(text, "call") {
+            // The second expansion, when the command runs: ERRORLEVEL is now
+            // what the commands before it left.
+            let chars: Vec<char> = rest.trim_start().chars().collect();
+            let again = expand_percent(&chars, &|name| self.variable(name, errorlevel));
+            let again: String = again.chars.iter().collect();
+            return Box::pin(self.run_command(&again, written, errorlevel, console)).await;
+        }
+        let tokens = tokenize(text);
+        let Some((first, rest)) = tokens.split_first() else {
+            return Ran::builtin();
+        };
+        let args: Vec<&str> = rest.iter().map(|t| t.value.as_str()).collect();
+        let Some(program) = resolve_program(&first.value) else {
+            let r = not_recognized(&first.raw);
+            console.stderr(&r.stderr);
+            return Ran {
+                errorlevel: Some(NOT_RECOGNIZED_ERRORLEVEL),
+                ok: false,
+                not_recognized: true,
+            };
+        };
+        let process = console.started(written);
+        let result = match program {
+            Program::Appcmd => appcmd(self, &args, console).await,
+            Program::IisReset => iisreset(self, &args, console).await,
+            Program::Hostname => hostname(self, &args),
+        };
+        console.stdout(&result.stdout);
+        console.stderr(&result.stderr);
+        console.exited(process, result.exit_code);
+        Ran {
+            errorlevel: Some(result.exit_code),
+            ok: result.exit_code == 0,
+            not_recognized: false,
+        }
+    }
+
+    /// The value of `%name%` on this server (names are case-insensitive):
+    /// `windir`, `SystemRoot`, `COMPUTERNAME`, and the dynamic `ERRORLEVEL`.
+    fn variable(&self, name: &str, errorlevel: i32) -> Option<String> {
+        let is = |known: &str| name.eq_ignore_ascii_case(known);
+        if is("windir") || is("SystemRoot") {
+            Some(WINDIR.to_owned())
+        } else if is("COMPUTERNAME") {
+            Some(self.hostname().to_owned())
+        } else if is("ERRORLEVEL") {
+            Some(errorlevel.to_string())
+        } else {
+            None
+        }
+    }
+}
+
+/// How one command of a line ended.
+struct Ran {
+    /// The new ERRORLEVEL; `None`: unchanged (built-ins).
+    errorlevel: Option<i32>,
+    /// For `&&` and `||`.
+    ok: bool,
+    not_recognized: bool,
+}
+
+impl Ran {
+    fn builtin() -> Self {
+        Ran {
+            errorlevel: None,
+            ok: true,
+            not_recognized: false,
+        }
+    }
+}
+
+/// Program and arguments joined by spaces.
+fn join_line(program: &str, args: &[String]) -> String {
+    std::iter::once(program)
+        .chain(args.iter().map(String::as_str))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// If `text` is the built-in `name` (`echo x`, `ECHO.`, `call y`): the one
+/// delimiter that follows the name (none for the bare name) and the text
+/// after it.
+fn builtin_argument<'a>(text: &'a str, name: &str) -> Option<(Option<char>, &'a str)> {
+    let head = text.get(..name.len())?;
+    if !head.eq_ignore_ascii_case(name) {
+        return None;
+    }
+    let rest = &text[name.len()..];
+    match rest.chars().next() {
+        None => Some((None, "")),
+        Some(c) if " \t.,;=(/:+[]".contains(c) => Some((Some(c), &rest[c.len_utf8()..])),
+        Some(_) => None,
+    }
+}
+
+/// The built-in `echo`: prints its text as written (trailing spaces
+/// included). `echo` with nothing but blanks reports the echo state;
+/// `echo.` (or another punctuation delimiter) prints an empty line.
+fn echo(delimiter: Option<char>, text: &str, console: &mut dyn Console) {
+    let blank_delimiter = delimiter.is_none_or(|d| d == ' ' || d == '\t');
+    if blank_delimiter && text.trim().is_empty() {
+        console.stdout("ECHO is on.\r\n");
+    } else {
+        console.stdout(&format!("{text}\r\n"));
+    }
+}
+
+/// A line after step 1: its characters, and for each the range of the
+/// original line it came from (an expanded `%VAR%` maps to all of it).
+struct Expanded {
+    chars: Vec<char>,
+    origin: Vec<Range<usize>>,
+}
+
+impl Expanded {
+    /// The original text behind `span` of the expanded line, trimmed.
+    fn written(&self, raw: &[char], span: Range<usize>) -> String {
+        let (Some(first), Some(last)) = (
+            self.origin.get(span.start),
+            span.end.checked_sub(1).and_then(|e| self.origin.get(e)),
+        ) else {
+            return String::new();
+        };
+        raw[first.start..last.end.max(first.start)]
+            .iter()
+            .collect::<String>()
+            .trim()
+            .to_owned()
+    }
+}
+
+/// Step 1, command-line mode: `%NAME%` becomes the variable's value; an
+/// undefined name stays as typed, and its closing `%` is scanned again as a
+/// possible opening one. `%NAME:~start,length%` and `%NAME:find=replace%`
+/// work on defined variables.
+fn expand_percent(line: &[char], lookup: &dyn Fn(&str) -> Option<String>) -> Expanded {
+    let mut out = Expanded {
+        chars: Vec::with_capacity(line.len()),
+        origin: Vec::with_capacity(line.len()),
+    };
+    let mut i = 0;
+    while i < line.len() {
+        let c = line[i];
+        let close = (c == '%')
+            .then(|| line[i + 1..].iter().position(|&d| d == '%'))
+            .flatten()
+            .map(|offset| i + 1 + offset);
+        let Some(close) = close else {
+            out.chars.push(c);
+            out.origin.push(i..i + 1);
+            i += 1;
+            continue;
+        };
+        let name: String = line[i + 1..close].iter().collect();
+        match reference_value(&name, lookup) {
+            Some(value) => {
+                for v in value.chars() {
+                    out.chars.push(v);
+                    out.origin.push(i..close + 1);
+                }
+                i = close + 1;
             }
             None => {
-                out.push('%');
-                rest = after;
+                // "%NAME" stays; the closing % may open the next reference.
+                for (k, &n) in line[i..close].iter().enumerate() {
+                    out.chars.push(n);
+                    out.origin.push(i + k..i + k + 1);
+                }
+                i = close;
             }
         }
     }
-    out.push_str(rest);
     out
+}
+
+/// The value of one `%...%` reference, modifiers applied; `None` if the
+/// variable is not defined (or the reference is empty, as in `%%`).
+fn reference_value(reference: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Option<String> {
+    if reference.is_empty() {
+        return None;
+    }
+    let Some((name, modifier)) = reference.split_once(':') else {
+        return lookup(reference);
+    };
+    let value = lookup(name)?;
+    if let Some(range) = modifier.strip_prefix('~') {
+        return Some(substring(&value, range).unwrap_or_else(|| format!("%{reference}%")));
+    }
+    match modifier.split_once('=') {
+        Some((find, replace)) => Some(replace_all(&value, find, replace)),
+        // `%VAR:x%` without `=` or `~` is not a modifier: cmd leaves it.
+        None => Some(format!("%{reference}%")),
+    }
+}
+
+/// `%VAR:~start[,length]%`: negative numbers count from the end.
+fn substring(value: &str, spec: &str) -> Option<String> {
+    let chars: Vec<char> = value.chars().collect();
+    let len = chars.len() as i64;
+    let (start, length) = match spec.split_once(',') {
+        Some((s, l)) => (
+            s.trim().parse::<i64>().ok()?,
+            Some(l.trim().parse::<i64>().ok()?),
+        ),
+        None => (spec.trim().parse::<i64>().ok()?, None),
+    };
+    let start = if start < 0 {
+        (len + start).max(0)
+    } else {
+        start.min(len)
+    };
+    let end = match length {
+        None => len,
+        Some(l) if l < 0 => (len + l).max(start),
+        Some(l) => (start + l).min(len),
+    };
+    Some(chars[start as usize..end as usize].iter().collect())
+}
+
+/// `%VAR:find=replace%`: every occurrence, case-insensitively; `*find`
+/// replaces everything up to and including the first occurrence.
+fn replace_all(value: &str, find: &str, replace: &str) -> String {
+    let (find, through_first) = match find.strip_prefix('*') {
+        Some(f) => (f, true),
+        None => (find, false),
+    };
+    if find.is_empty() {
+        return value.to_owned();
+    }
+    let lower = value.to_ascii_lowercase();
+    let needle = find.to_ascii_lowercase();
+    let mut out = String::new();
+    let mut at = 0;
+    while let Some(found) = lower[at..].find(&needle) {
+        let found = at + found;
+        if !through_first {
+            out.push_str(&value[at..found]);
+        }
+        out.push_str(replace);
+        at = found + needle.len();
+        if through_first {
+            break;
+        }
+    }
+    out.push_str(&value[at..]);
+    out
+}
+
+/// How a command follows the one before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Connector {
+    First,
+    /// `&`
+    Always,
+    /// `&&`
+    IfOk,
+    /// `||`
+    IfFailed,
+}
+
+/// One command of a line after step 2: its text (carets consumed, quotes
+/// kept) and where it sits in the expanded line.
+#[derive(Debug)]
+struct Command {
+    after: Connector,
+    text: String,
+    span: Range<usize>,
+}
+
+/// A command being collected by [`split_commands`].
+struct Piece {
+    after: Connector,
+    text: String,
+    /// Expanded positions of its first and last non-blank characters.
+    first: Option<usize>,
+    last: usize,
+}
+
+impl Piece {
+    fn new(after: Connector) -> Self {
+        Piece {
+            after,
+            text: String::new(),
+            first: None,
+            last: 0,
+        }
+    }
+    fn keep(&mut self, c: char, at: usize) {
+        self.text.push(c);
+        if !c.is_whitespace() {
+            self.first.get_or_insert(at);
+            self.last = at;
+        }
+    }
+    fn is_blank(&self) -> bool {
+        self.first.is_none()
+    }
+    fn into_command(self) -> Command {
+        Command {
+            after: self.after,
+            span: self.first.map_or(0..0, |f| f..self.last + 1),
+            text: self.text,
+        }
+    }
+}
+
+/// Step 2: splits the expanded line at `&`, `&&` and `||` outside quotes,
+/// consuming `^` escapes. Pipes, redirections and blocks are refused.
+fn split_commands(line: &Expanded) -> Result<Vec<Command>, &'static str> {
+    let chars = &line.chars;
+    let mut commands = Vec::new();
+    let mut current = Piece::new(Connector::First);
+    let mut quoted = false;
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if quoted {
+            current.keep(c, i);
+            quoted = c != '"';
+            i += 1;
+            continue;
+        }
+        match c {
+            '"' => {
+                current.keep(c, i);
+                quoted = true;
+                i += 1;
+            }
+            '^' => {
+                // The escaped character is literal; a caret at the very end
+                // would continue the line, and there is no next line.
+                if let Some(&next) = chars.get(i + 1) {
+                    current.keep(next, i + 1);
+                }
+                i += 2;
+            }
+            '&' | '|' => {
+                let doubled = chars.get(i + 1) == Some(&c);
+                let after = match (c, doubled) {
+                    ('&', true) => Connector::IfOk,
+                    ('&', false) => Connector::Always,
+                    ('|', true) => Connector::IfFailed,
+                    _ => return Err("pipes ('|')"),
+                };
+                if current.is_blank() {
+                    return Err("an operator without a command before it");
+                }
+                commands.push(std::mem::replace(&mut current, Piece::new(after)).into_command());
+                i += if doubled { 2 } else { 1 };
+            }
+            '<' | '>' => return Err("redirections ('<', '>')"),
+            '(' if current.is_blank() => return Err("parenthesised blocks"),
+            _ => {
+                current.keep(c, i);
+                i += 1;
+            }
+        }
+    }
+    if current.is_blank() {
+        if !commands.is_empty() {
+            return Err("an operator without a command after it");
+        }
+        return Ok(commands);
+    }
+    commands.push(current.into_command());
+    Ok(commands)
 }
 
 /// `hostname.exe`.
@@ -112,7 +562,7 @@ fn hostname(sim: &IisSim, args: &[&str]) -> CommandResult {
 }
 
 /// `appcmd.exe VERB OBJECT [identifier] [/param:value...]`.
-async fn appcmd(sim: &IisSim, args: &[&str]) -> CommandResult {
+async fn appcmd(sim: &IisSim, args: &[&str], console: &mut dyn Console) -> CommandResult {
     let Some((verb, rest)) = args.split_first() else {
         return appcmd_usage_error("Command not specified.");
     };
@@ -130,7 +580,7 @@ async fn appcmd(sim: &IisSim, args: &[&str]) -> CommandResult {
     match (verb.as_str(), object.as_str()) {
         ("list", "apppool" | "apppools") => list_apppools(sim, &params),
         ("list", "wp" | "wps") => list_wp(sim, &params),
-        ("recycle", "apppool" | "apppools") => recycle_apppool(sim, &params).await,
+        ("recycle", "apppool" | "apppools") => recycle_apppool(sim, &params, console).await,
         (_, "apppool" | "apppools" | "wp" | "wps") => appcmd_usage_error(&format!(
             "Command \"{verb}\" is not supported on object \"{}\".",
             object.trim_end_matches('s').to_ascii_uppercase()
@@ -182,12 +632,20 @@ fn list_wp(sim: &IisSim, params: &AppcmdParams) -> CommandResult {
 }
 
 /// `appcmd recycle apppool /apppool.name:NAME` (or `... apppool NAME`).
-async fn recycle_apppool(sim: &IisSim, params: &AppcmdParams) -> CommandResult {
+async fn recycle_apppool(
+    sim: &IisSim,
+    params: &AppcmdParams,
+    console: &mut dyn Console,
+) -> CommandResult {
     let Some(id) = params.identifier("apppool.name") else {
         return appcmd_usage_error(
             "Must specify the APPPOOL object with identifier or \"APPPOOL.NAME\" parameter.",
         );
     };
+    if sim.recycle_waits() {
+        // What the line printed so far can be read while appcmd works.
+        console.flush();
+    }
     match sim.recycle(id).await {
         // appcmd names the pool as configured (uncertain detail).
         Ok(name) => CommandResult::ok(format!("\"{name}\" successfully recycled\r\n")),
@@ -208,7 +666,7 @@ async fn recycle_apppool(sim: &IisSim, params: &AppcmdParams) -> CommandResult {
 }
 
 /// `iisreset.exe [/noforce] [/restart] [/timeout:N]` or `iisreset /status`.
-async fn iisreset(sim: &IisSim, args: &[&str]) -> CommandResult {
+async fn iisreset(sim: &IisSim, args: &[&str], console: &mut dyn Console) -> CommandResult {
     let lower: Vec<String> = args.iter().map(|a| a.to_ascii_lowercase()).collect();
     if lower == ["/status"] {
         return iisreset_status(sim);
@@ -223,6 +681,9 @@ async fn iisreset(sim: &IisSim, args: &[&str]) -> CommandResult {
             stderr: String::new(),
             exit_code: 1,
         };
+    }
+    if sim.restart_waits() {
+        console.flush();
     }
     sim.restart().await;
     CommandResult::ok(

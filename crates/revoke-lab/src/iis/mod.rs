@@ -3,10 +3,12 @@
 //!
 //! - `model`: the IIS itself: pools, worker processes (overlapped recycle,
 //!   drain), the iisreset outage, and the requests workers hold.
-//! - `command`: cmd.exe in front of it, as a WinRM `cmd` shell runs
-//!   programs: `appcmd.exe` (only by its full path: inetsrv is not on PATH),
-//!   `iisreset.exe` and `hostname.exe`; anything else gets cmd's "is not
-//!   recognized" error. A command line in, [`CommandResult`] out.
+//! - `command`: cmd.exe in front of it, as a WinRM `cmd` shell runs a
+//!   command line: `%VAR%` expansion, `&`/`&&`/`||`, `echo` and `call`, and
+//!   the programs `appcmd.exe` (only by its full path: inetsrv is not on
+//!   PATH), `iisreset.exe` and `hostname.exe`; anything else gets cmd's "is
+//!   not recognized" error. A command line in; output on a [`Console`] (or a
+//!   [`CommandResult`]) out.
 //!
 //! Time comes from `tokio::time`, and worker liveness is computed from
 //! deadlines (birth, death) rather than by background tasks, so a paused or
@@ -17,7 +19,7 @@ mod model;
 #[cfg(test)]
 mod tests;
 
-pub use command::CommandResult;
+pub use command::{Captured, CommandResult, Console};
 pub use model::{IisSim, IisSimConfig, RequestGuard, Unavailable};
 
 /// Simulators and helpers shared by the model's and the commands' tests.

@@ -364,7 +364,9 @@ impl IisSim {
     /// for `drain_time`.
     pub(super) async fn recycle(&self, id: &str) -> Result<String, RecycleError> {
         self.check_recyclable(&self.state(), id)?;
-        tokio::time::sleep(self.config().recycle_time).await;
+        if self.recycle_waits() {
+            tokio::time::sleep(self.config().recycle_time).await;
+        }
 
         let now = Instant::now();
         let mut state = self.state();
@@ -387,6 +389,17 @@ impl IisSim {
         }
         state.spawn(&name, now);
         Ok(name)
+    }
+
+    /// Whether a good recycle takes time before it answers (with no recycle
+    /// time it answers at once, without yielding to anything else).
+    pub(super) fn recycle_waits(&self) -> bool {
+        !self.config().recycle_time.is_zero()
+    }
+
+    /// Whether an iisreset takes time before it answers.
+    pub(super) fn restart_waits(&self) -> bool {
+        !self.config().iisreset_downtime.is_zero()
     }
 
     /// The pool's configured name if `id` can be recycled now.
@@ -435,7 +448,9 @@ impl IisSim {
                 state.spawn(name, back_up);
             }
         }
-        tokio::time::sleep(downtime).await;
+        if !downtime.is_zero() {
+            tokio::time::sleep(downtime).await;
+        }
     }
 
     fn state(&self) -> MutexGuard<'_, State> {

@@ -8,7 +8,7 @@ use revoke_core::iis::{self, PoolState};
 use tokio::time::Instant;
 
 use super::fixtures::*;
-use super::{CommandResult, IisSim, IisSimConfig};
+use super::{Captured, CommandResult, Console, IisSim, IisSimConfig};
 
 #[tokio::test]
 async fn env_expansion_variants_reach_appcmd() {
@@ -378,4 +378,265 @@ async fn iisreset_takes_its_downtime_and_accepts_plain_form() {
     assert_eq!(r.exit_code, 0);
     let r = sim.execute("iisreset", &s(&["/bogus"])).await;
     assert_eq!(r.exit_code, 1);
+}
+
+// ------------------------------------------------ cmd.exe command lines
+
+/// A console that remembers what had been printed at each flush.
+#[derive(Default)]
+struct Flushes {
+    captured: Captured,
+    at_flush: Vec<String>,
+}
+
+impl Console for Flushes {
+    fn stdout(&mut self, text: &str) {
+        self.captured.stdout(text);
+    }
+    fn stderr(&mut self, text: &str) {
+        self.captured.stderr(text);
+    }
+    fn flush(&mut self) {
+        // Like the shell's console: a flush with nothing new changes nothing.
+        if self.at_flush.last().map_or(0, String::len) < self.captured.stdout.len() {
+            self.at_flush.push(self.captured.stdout.clone());
+        }
+    }
+    fn started(&mut self, written: &str) -> usize {
+        self.captured.started(written)
+    }
+    fn exited(&mut self, process: usize, exit_code: i32) {
+        self.captured.exited(process, exit_code);
+    }
+}
+
+async fn line(sim: &IisSim, line: &str) -> (Captured, i32) {
+    let mut console = Captured::default();
+    let code = sim.run_line(line, &mut console).await;
+    (console, code)
+}
+
+fn failing_recycle() -> String {
+    format!("{APPCMD} recycle apppool /apppool.name:\"Nope\"")
+}
+
+#[tokio::test]
+async fn revokes_survey_line_reports_each_part() {
+    let sim = sim();
+    let survey = iis::survey();
+    let (out, code) = line(&sim, &survey.command().program).await;
+    assert_eq!(code, 0, "{out:?}");
+    let parts = survey.finished(&out.stdout);
+    assert_eq!(parts.len(), 3, "{out:?}");
+    assert_eq!(parts[0].stdout, "EX01\r\n");
+    assert_eq!(iis::parse_apppools(&parts[1].stdout).len(), 8);
+    assert_eq!(iis::parse_workers(&parts[2].stdout), sim.workers());
+    assert!(parts.iter().all(|p| p.exit_code == 0));
+    // Three programs, logged as the line wrote them; echo and call start none.
+    let started: Vec<&str> = out.started.iter().map(|(c, _)| c.as_str()).collect();
+    assert_eq!(
+        started,
+        [
+            iis::hostname().command_line(),
+            iis::list_apppools().command_line(),
+            iis::list_workers().command_line(),
+        ]
+    );
+    assert!(out.started.iter().all(|(_, code)| *code == Some(0)));
+}
+
+#[tokio::test]
+async fn revokes_recycle_line_reports_every_pool_a_failure_hides_nothing() {
+    let sim = sim();
+    let names = [
+        SYNC,
+        "MSExchangeOWAAppPool",
+        "Nope",
+        "StoppedPool",
+        "My Pool",
+    ];
+    let pools: Vec<_> = names.iter().map(|n| pool(n)).collect();
+    let before = sim.workers();
+    let batch = iis::recycle_pools(&pools);
+    let (out, _) = line(&sim, &batch.command().program).await;
+    let parts = batch.finished(&out.stdout);
+    let codes: Vec<(&str, i32)> = parts
+        .iter()
+        .map(|p| (p.label.as_str(), p.exit_code))
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            ("recycle-1", 0),
+            ("recycle-2", 5),
+            ("recycle-3", 1168),
+            ("recycle-4", 1062),
+            ("recycle-5", 0),
+            ("workers", 0)
+        ],
+        "{out:?}"
+    );
+    assert_eq!(
+        parts[0].stdout,
+        format!("\"{SYNC}\" successfully recycled\r\n")
+    );
+    assert!(
+        iis::error_message(&parts[1].stdout, "").contains("Access is denied"),
+        "{parts:?}"
+    );
+    assert!(
+        iis::error_message(&parts[2].stdout, "").contains("Cannot find APPPOOL"),
+        "{parts:?}"
+    );
+    // The listing at the end sees the new workers next to the draining ones.
+    let after = iis::parse_workers(&parts[5].stdout);
+    assert_eq!(iis::pids_of(&after, SYNC).len(), 2);
+    assert_eq!(iis::pids_of(&after, "My Pool").len(), 2);
+    assert_eq!(after.len(), before.len() + 2);
+    // Each program logged once, as the single-pool command, with its exit code.
+    let started: Vec<(String, Option<i32>)> = out.started;
+    let mut expected: Vec<(String, Option<i32>)> = pools
+        .iter()
+        .zip([0, 5, 1168, 1062, 0])
+        .map(|(p, code)| (iis::recycle(p).command_line(), Some(code)))
+        .collect();
+    expected.push((iis::list_workers().command_line(), Some(0)));
+    assert_eq!(started, expected);
+}
+
+#[tokio::test]
+async fn errorlevel_expands_with_the_line_unless_call_expands_it_again() {
+    let sim = sim();
+    let fail = failing_recycle();
+    let last_line = |stdout: &str| stdout.lines().last().unwrap_or_default().to_owned();
+    // Expanded when cmd.exe reads the line, before appcmd ran: still 0.
+    let (out, _) = line(&sim, &format!("{fail} & echo %errorlevel%")).await;
+    assert_eq!(last_line(&out.stdout), "0");
+    // The caret hides it from that expansion, but nothing expands it later.
+    let (out, _) = line(&sim, &format!("{fail} & echo %^errorlevel%")).await;
+    assert_eq!(last_line(&out.stdout), "%errorlevel%");
+    // Without the caret, call gets the value already expanded: 0.
+    let (out, _) = line(&sim, &format!("{fail} & call echo %errorlevel%")).await;
+    assert_eq!(last_line(&out.stdout), "0");
+    // call expands it again when it runs: appcmd's exit code.
+    let (out, _) = line(&sim, &format!("{fail} & call echo %^errorlevel%")).await;
+    assert_eq!(last_line(&out.stdout), "1168");
+    let (out, _) = line(
+        &sim,
+        &format!("{fail} & call echo a %^errorlevel% & hostname & call echo b %^ERRORLEVEL%"),
+    )
+    .await;
+    assert_eq!(
+        out.stdout,
+        "ERROR ( message:Cannot find APPPOOL object with identifier \"Nope\". )\r\na 1168 \r\nEX01\r\nb 0\r\n"
+    );
+}
+
+#[tokio::test]
+async fn percent_signs_pair_like_cmd_on_a_command_line() {
+    let sim = sim();
+    for (echoed, printed) in [
+        // An undefined name keeps its %; its closing % opens the next one.
+        ("%a %windir% c%", r"%a C:\Windows c%"),
+        ("%%windir%%", r"%C:\Windows%"),
+        ("%nope%windir%", "%nopeC:\\Windows"),
+        ("100%", "100%"),
+        ("%windir:~0,2%", "C:"),
+        ("%windir:~-7%", "Windows"),
+        (r"%windir:\=/%", "C:/Windows"),
+        ("%COMPUTERNAME:ex=XX%", "XX01"),
+        ("%NOPE:~0,2%", "%NOPE:~0,2%"),
+        // Carets escape outside quotes only.
+        ("^&^^ \"a ^& b\"", "&^ \"a ^& b\""),
+    ] {
+        let (out, code) = line(&sim, &format!("echo {echoed}")).await;
+        assert_eq!(out.stdout, format!("{printed}\r\n"), "echo {echoed}");
+        assert_eq!(code, 0);
+    }
+    let (out, _) = line(&sim, "echo.").await;
+    assert_eq!(out.stdout, "\r\n");
+    let (out, _) = line(&sim, "echo").await;
+    assert_eq!(out.stdout, "ECHO is on.\r\n");
+    // Echo prints the spaces before the next operator too.
+    let (out, _) = line(&sim, "echo x  & echo y").await;
+    assert_eq!(out.stdout, "x  \r\ny\r\n");
+}
+
+#[tokio::test]
+async fn and_and_or_run_on_success_or_failure() {
+    let sim = sim();
+    let fail = failing_recycle();
+    let (out, code) = line(&sim, "hostname && echo yes || echo no").await;
+    // "yes " with the space before `||`, as cmd.exe's echo prints it.
+    assert_eq!((out.stdout.as_str(), code), ("EX01\r\nyes \r\n", 0));
+    let (out, code) = line(&sim, &format!("{fail} && echo yes || echo no")).await;
+    assert!(out.stdout.ends_with(")\r\nno\r\n"), "{out:?}");
+    // echo leaves ERRORLEVEL alone: the line still ends with appcmd's code.
+    assert_eq!(code, 1168);
+    let (out, _) = line(&sim, &format!("{fail} && hostname & hostname")).await;
+    assert_eq!(out.started.len(), 2, "{out:?}");
+}
+
+#[tokio::test]
+async fn the_line_exits_with_the_last_commands_errorlevel() {
+    let sim = sim();
+    let fail = failing_recycle();
+    assert_eq!(line(&sim, &format!("{fail} & hostname")).await.1, 0);
+    assert_eq!(line(&sim, &format!("hostname & {fail}")).await.1, 1168);
+    // An unknown program: ERRORLEVEL 9009 inside the line, but `cmd /c`
+    // exits 1 when it was the last command.
+    let (out, code) = line(&sim, "nope & call echo %^errorlevel%").await;
+    assert_eq!((out.stdout.as_str(), code), ("9009\r\n", 9009));
+    assert!(out.stderr.starts_with("'nope' is not recognized"));
+    assert_eq!(line(&sim, "hostname & nope").await.1, 1);
+    assert_eq!(line(&sim, "").await.1, 0);
+}
+
+#[tokio::test]
+async fn pipes_redirections_and_blocks_are_refused_and_nothing_runs() {
+    let sim = sim();
+    for refused in [
+        "hostname | findstr EX",
+        "hostname > out.txt",
+        "hostname 2>&1",
+        "(hostname)",
+        "hostname &",
+        "& hostname",
+        "hostname & & hostname",
+    ] {
+        let (out, code) = line(&sim, refused).await;
+        assert_eq!(code, 1, "{refused}");
+        assert!(out.stdout.is_empty(), "{refused}: {out:?}");
+        assert!(
+            out.stderr.contains("does not simulate"),
+            "{refused}: {out:?}"
+        );
+        assert!(out.started.is_empty(), "{refused}");
+    }
+    // Inside quotes they are text.
+    let (out, _) = line(&sim, "echo \"a | b > c\"").await;
+    assert_eq!(out.stdout, "\"a | b > c\"\r\n");
+}
+
+#[tokio::test]
+async fn output_becomes_readable_before_a_recycle_waits() {
+    let mut config = IisSimConfig::exchange("EX01");
+    config.recycle_time = Duration::from_millis(30);
+    let sim = IisSim::new(config);
+    let batch = iis::recycle_pools(&[pool(SYNC), pool("MSExchangeOWAAppPool")]);
+    let mut console = Flushes::default();
+    sim.run_line(&batch.command().program, &mut console).await;
+    // Nothing printed before the first recycle; the first pool's result is
+    // out before the second one waits.
+    assert_eq!(console.at_flush.len(), 1, "{:?}", console.at_flush);
+    let parts = batch.finished(&console.at_flush[0]);
+    assert_eq!(parts.len(), 1);
+    assert_eq!(parts[0].exit_code, 0);
+    assert_eq!(batch.finished(&console.captured.stdout).len(), 3);
+    // With no recycle time the line never waits, so it never flushes early.
+    let mut console = Flushes::default();
+    sim_with(0, 0)
+        .run_line(&batch.command().program, &mut console)
+        .await;
+    assert!(console.at_flush.is_empty());
 }

@@ -102,6 +102,23 @@ pub(super) fn credentials(req: &Request<Incoming>) -> Credentials {
     Credentials::Unusable
 }
 
+/// How the request log names what `Authorization` carried.
+pub(super) fn describe(credentials: &Credentials) -> Option<String> {
+    match credentials {
+        Credentials::None => None,
+        Credentials::Basic(..) => Some("Basic".into()),
+        Credentials::Ntlm(scheme, token) => {
+            let leg = match token.get(8) {
+                Some(1) => "NEGOTIATE",
+                Some(3) => "AUTHENTICATE",
+                _ => "?",
+            };
+            Some(format!("{scheme} {leg}"))
+        }
+        Credentials::Unusable => Some("unusable".into()),
+    }
+}
+
 /// Is the body sealed, by its Content-Type (`sealing::is_sealed`)?
 pub(super) fn is_sealed(req: &Request<Incoming>) -> bool {
     req.headers()
@@ -244,6 +261,9 @@ async fn authenticated_body(conn: &Conn, body: &[u8], sealed: bool) -> Response<
     };
     let framed = sealing::seal_body(security, reply.xml.as_bytes());
     let mut r = Response::new(Full::new(Bytes::from(framed)));
+    if let Some(action) = reply.action {
+        r.extensions_mut().insert(super::AnsweredAction(action));
+    }
     *r.status_mut() = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK);
     r.headers_mut().insert(
         CONTENT_TYPE,

@@ -26,12 +26,12 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use self::auth::ConnAuth;
-use super::CommandLog;
 use super::accounts::Accounts;
 use super::faults::ServerFaults;
 use super::iis::IisSim;
 use super::shell::{ShellService, SoapReply};
 use super::tls::ServerCert;
+use super::{CommandLog, LoggedRequest, RequestLog};
 
 /// Larger than WinRM's MaxEnvelopeSize (500 KB) once sealed and framed.
 const MAX_BODY: usize = 1024 * 1024;
@@ -45,6 +45,7 @@ pub struct ServerSpec {
     pub faults: ServerFaults,
     pub iis: IisSim,
     pub log: CommandLog,
+    pub requests: RequestLog,
 }
 
 /// Shared by both listeners of one server.
@@ -52,6 +53,7 @@ struct Shared {
     accounts: Accounts,
     delay: Duration,
     shells: Arc<ShellService>,
+    requests: RequestLog,
 }
 
 /// Which listener a connection came in on.
@@ -124,6 +126,7 @@ impl Runtime {
             accounts: spec.accounts.rejecting_all(spec.faults.reject_credentials),
             delay: spec.latency + spec.faults.extra_latency,
             shells: ShellService::new(machine, spec.iis, spec.log, spec.faults.shell_quota_fault),
+            requests: spec.requests,
         });
         let never_answer = spec.faults.never_answer;
         self.tasks.push(tokio::spawn(accept_loop(
@@ -291,11 +294,38 @@ fn soap_response(reply: SoapReply) -> Response<Full<Bytes>> {
     *r.status_mut() = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK);
     r.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static(SOAP_CONTENT_TYPE));
+    if let Some(action) = reply.action {
+        r.extensions_mut().insert(AnsweredAction(action));
+    }
     r
 }
 
-/// One request to `/wsman`: HTTP checks, the whole body, then `auth`.
+/// The WS-Management action a response answered, for the request log.
+#[derive(Clone)]
+struct AnsweredAction(String);
+
+/// One request to `/wsman`: HTTP checks, the whole body, then `auth`. Every
+/// POST is recorded in the server's request log.
 async fn handle(conn: &Conn, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let at = std::time::SystemTime::now();
+    let posted = req.uri().path() == "/wsman" && req.method() == Method::POST;
+    let authorization = auth::describe(&auth::credentials(&req));
+    let response = answer(conn, req).await;
+    if posted {
+        conn.shared.requests.record(LoggedRequest {
+            at,
+            authorization,
+            action: response
+                .extensions()
+                .get::<AnsweredAction>()
+                .map(|a| a.0.clone()),
+            status: response.status().as_u16(),
+        });
+    }
+    response
+}
+
+async fn answer(conn: &Conn, req: Request<Incoming>) -> Response<Full<Bytes>> {
     if req.uri().path() != "/wsman" {
         return empty(StatusCode::NOT_FOUND);
     }

@@ -138,7 +138,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<Ended> {
     let disabled_at = Instant::now();
     say("2. The helpdesk disables alice in Active Directory (on DC1), the usual way.");
     match directory.bind(1, &format!("{USER}@lab.example.test"), USER_PASSWORD) {
-        Err(e) => say(&format!("   DC1 now refuses her: {e}")),
+        Err(e) => say(&format!(
+            "   DC1 now refuses her: {}",
+            revoke_core::directory::describe_result(e.code, &e.message)
+        )),
         Ok(()) => say("   (DC1 still accepts her?)"),
     }
     say("   Her phone does not notice:");
@@ -196,9 +199,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<Ended> {
         password_stdin: false,
         output: args.output,
         quiet: args.quiet,
+        detail: false,
     };
     let ended = run::revocation(plan, secrets, true, &run_args).await?;
-    run::print_report(&ended, args.output);
+    run::print_report(&ended, &run_args);
 
     // 4. The phone again.
     say("\n4. Alice's phone, again:");

@@ -75,6 +75,7 @@ pub struct Revoke {
     interrupt_after: Option<Duration>,
     cwd: Option<PathBuf>,
     env: Vec<(String, String)>,
+    no_network: bool,
 }
 
 impl Revoke {
@@ -86,7 +87,15 @@ impl Revoke {
             interrupt_after: None,
             cwd: None,
             env: Vec::new(),
+            no_network: false,
         }
+    }
+
+    /// Runs revoke in a network namespace of its own with only loopback
+    /// (`unshare -n`, as root): a DNS query cannot leave the machine.
+    pub fn without_network(mut self) -> Self {
+        self.no_network = true;
+        self
     }
 
     /// `REVOKE_PASSWORD` (never argv).
@@ -126,7 +135,13 @@ impl Revoke {
 
     fn run_blocking(self) -> Run {
         let home = TempDir::new().expect("temp home");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_revoke"));
+        let mut command = if self.no_network {
+            let mut unshare = Command::new("unshare");
+            unshare.args(["-n", "--", env!("CARGO_BIN_EXE_revoke")]);
+            unshare
+        } else {
+            Command::new(env!("CARGO_BIN_EXE_revoke"))
+        };
         command
             .args(&self.args)
             .env_remove("REVOKE_PASSWORD")

@@ -9,6 +9,8 @@ async fn the_demo_shows_the_bug_and_revoke_closing_it() {
     let out = &run.stdout;
     // The bug: disabled in AD by hand, and the phone still syncs.
     assert!(out.contains("data 533"), "{out}");
+    // AD's code comes with its meaning.
+    assert!(out.contains("refuses her: account disabled"), "{out}");
     assert!(out.contains("4 of 4 syncs still succeed"), "{out}");
     // The fix: revoke's report, then the phone is refused everywhere.
     assert!(out.contains("Exposure window closed"), "{out}");

@@ -335,8 +335,16 @@ async fn failing_recycle_is_partial_and_not_retried() {
         assert_eq!(a["status"], "recycled", "{a:#}");
         assert!(!pids(&a["new_pids"]).is_empty(), "{a:#}");
     }
-    // Sent once (exit 5), never repeated; the other four went through.
+    // Sent once (exit 5), never repeated; the other four went through. All
+    // five ran in one command line, each with its own result: the failure
+    // kept no other pool from being recycled or reported.
     let log = ex03.log.entries();
+    let lines: std::collections::BTreeSet<usize> = log
+        .iter()
+        .filter(|e| is_mutating(&e.command_line))
+        .map(|e| e.shell_command)
+        .collect();
+    assert_eq!(lines.len(), 1, "{log:#?}");
     let owa_tries: Vec<_> = log
         .iter()
         .filter(|e| e.command_line == recycle_line(OWA))
@@ -654,11 +662,11 @@ fn statuses_of_json(report: &Value) -> Statuses {
         .collect()
 }
 
-/// The same, read back from the human table.
+/// The same, read back from the human table (the summary line first, then
+/// the servers below their header); pools only where the table shows them.
 fn statuses_of_table(table: &str) -> Statuses {
-    let mut lines = table.lines();
-    let header = lines.next().expect("a header line");
-    assert!(header.starts_with("SERVER"), "{table}");
+    let mut lines = table.lines().skip_while(|l| !l.starts_with("SERVER"));
+    assert!(lines.next().is_some(), "no SERVER header: {table}");
     let mut out: Statuses = Vec::new();
     for line in lines {
         if line.is_empty() {
@@ -706,7 +714,8 @@ async fn json_report_follows_the_schema_and_the_table_agrees() {
     let by_server: Vec<&str> = json_statuses.iter().map(|s| s.1.as_str()).collect();
     assert_eq!(by_server, ["ok", "unreachable", "ok", "partial"]);
 
-    let table = lab.flush(&[] as &[&str]).run().await;
+    // --detail: every pool of every server.
+    let table = lab.flush(&["--detail"]).run().await;
     table.assert_code(2);
     assert_eq!(
         statuses_of_table(&table.stdout),
@@ -714,15 +723,38 @@ async fn json_report_follows_the_schema_and_the_table_agrees() {
         "{}",
         table.stdout
     );
+    // The verdict comes first.
     assert!(
         table
             .stdout
-            .contains("4 servers: 2 ok, 1 partial, 1 unreachable"),
+            .starts_with("4 servers: 2 ok, 1 partial, 1 unreachable"),
         "{}",
         table.stdout
     );
     // Progress went to stderr, not into the table.
     assert!(!table.stdout.contains("[1/4]"), "{}", table.stdout);
+
+    // Without it, one line per server: pools only for the one not ok.
+    let compact = lab.flush(&[] as &[&str]).run().await;
+    compact.assert_code(2);
+    let pools_of_not_ok: Statuses = json_statuses
+        .iter()
+        .map(|(host, status, pools)| match status.as_str() {
+            "ok" => (host.clone(), status.clone(), Vec::new()),
+            _ => (host.clone(), status.clone(), pools.clone()),
+        })
+        .collect();
+    assert_eq!(
+        statuses_of_table(&compact.stdout),
+        pools_of_not_ok,
+        "{}",
+        compact.stdout
+    );
+    assert!(
+        compact.stdout.contains("5 pools recycled"),
+        "{}",
+        compact.stdout
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -1466,7 +1498,12 @@ async fn progress_goes_to_stderr_one_line_per_server() {
         assert!(line.contains(&format!(": {want} (")), "{line}");
     }
     assert!(lines.iter().any(|l| l.starts_with("[3/3]")));
-    assert!(run.stdout.starts_with("SERVER"), "{}", run.stdout);
+    assert!(
+        run.stdout.starts_with("3 servers: 2 ok, 1 failed"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("\nSERVER "), "{}", run.stdout);
 
     let quiet = lab.flush(&["--quiet"]).run().await;
     quiet.assert_code(2);
@@ -1610,4 +1647,174 @@ async fn a_worker_that_outlives_the_drain_deadline_is_still_open() {
         "{}",
         table.stdout
     );
+}
+
+// ------------------------------------------------------- round trips
+
+/// The HTTP requests `server` received, one per round trip, in words: how
+/// many of each kind (an NTLM leg, or a WS-Management action).
+fn round_trips(server: &revoke_lab::LabServer) -> (usize, String) {
+    let requests = server.requests.entries();
+    let mut kinds: Vec<(String, usize)> = Vec::new();
+    for r in &requests {
+        let kind = r
+            .action
+            .clone()
+            .or_else(|| r.authorization.clone())
+            .unwrap_or_else(|| format!("HTTP {}", r.status));
+        match kinds.iter_mut().find(|(k, _)| *k == kind) {
+            Some((_, n)) => *n += 1,
+            None => kinds.push((kind, 1)),
+        }
+    }
+    let words = kinds
+        .iter()
+        .map(|(k, n)| format!("{n} × {k}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    (requests.len(), words)
+}
+
+/// A recycle flush costs at most 12 HTTP round trips per server (it was 31):
+/// 2 NTLM legs, Create, the survey line (Command, Receive, Signal), the
+/// recycle line with the first drain check (Command, Receive, Signal), one
+/// drain poll (Command, Receive; its Signal is left to the Delete), Delete.
+/// Counted by the lab, which logs every POST to /wsman. The lab answers at
+/// once (recycle time 0), and its old workers drain for 100 ms, so exactly
+/// one poll (250 ms after the recycles) is needed. With recycles that take
+/// time, each pool's result costs a Receive of its own (below).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_recycle_flush_costs_at_most_twelve_round_trips_per_server() {
+    let config = LabConfig {
+        recycle_time: Duration::ZERO,
+        drain_time: Duration::from_millis(100),
+        ..fast_lab(3)
+    };
+    let lab = TestLab::start(config).await;
+    let (run, report) = lab.flush_json(&[]).await;
+    run.assert_code(0);
+    lab.assert_others_recycled(&report, &[]);
+    for server in lab.servers() {
+        let (n, words) = round_trips(server);
+        eprintln!("{}: {n} round trips: {words}", server.name);
+        assert!(n <= 12, "{}: {n} round trips: {words}", server.name);
+        // The five recycles went in one command line, reported one by one.
+        let log = server.log.entries();
+        let recycles: Vec<_> = log
+            .iter()
+            .filter(|e| is_mutating(&e.command_line))
+            .collect();
+        assert_eq!(recycles.len(), 5, "{log:#?}");
+        assert!(
+            recycles
+                .iter()
+                .all(|e| e.shell_command == recycles[0].shell_command),
+            "{log:#?}"
+        );
+        // Three command lines: the survey, the recycles, one drain poll.
+        let lines: std::collections::BTreeSet<usize> =
+            log.iter().map(|e| e.shell_command).collect();
+        assert_eq!(lines.len(), 3, "{}: {words}\n{log:#?}", server.name);
+    }
+
+    // Recycles that take time (20 ms each): each pool's result comes back in
+    // a Receive of its own, as soon as it is printed (revoke reports every
+    // recycle as soon as it happened), so the recycle line costs up to four
+    // Receives more: at most 16, still half of the 31 it was.
+    let lab = TestLab::start(fast_lab(2)).await;
+    let (run, report) = lab.flush_json(&[]).await;
+    run.assert_code(0);
+    lab.assert_others_recycled(&report, &[]);
+    for server in lab.servers() {
+        let (n, words) = round_trips(server);
+        eprintln!("{} (20 ms recycles): {n} round trips: {words}", server.name);
+        assert!(n <= 16, "{}: {n} round trips: {words}", server.name);
+    }
+
+    // A dry run looks in one command line: 6 round trips, nothing mutating.
+    let lab = TestLab::start(fast_lab(2)).await;
+    let (run, _) = lab.flush_json(&["--dry-run"]).await;
+    run.assert_code(0);
+    for server in lab.servers() {
+        let (n, words) = round_trips(server);
+        assert!(
+            n <= 6,
+            "{}: {n} round trips in a dry run: {words}",
+            server.name
+        );
+        assert!(
+            !server
+                .log
+                .entries()
+                .iter()
+                .any(|e| is_mutating(&e.command_line))
+        );
+    }
+}
+
+// ------------------------------------------------------- open files
+
+/// `revoke flush` against `servers` addresses where nothing listens, run by
+/// `sh` after `ulimit ARGS`: (exit code, stderr).
+fn flush_under_ulimit(ulimit: &str, servers: usize, extra: &[&str]) -> (i32, String) {
+    // Distinct ports that were just free: connecting is refused at once.
+    let listeners: Vec<_> = (0..servers)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    let addresses: Vec<String> = listeners
+        .iter()
+        .map(|l| l.local_addr().unwrap().to_string())
+        .collect();
+    drop(listeners);
+    let home = tempfile::TempDir::new().unwrap();
+    let output = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("ulimit {ulimit} && exec \"$0\" \"$@\""))
+        .arg(env!("CARGO_BIN_EXE_revoke"))
+        .args(["flush", "--servers", &addresses.join(",")])
+        .args([
+            "--user",
+            "LAB\\revoke-admin",
+            "--timeout",
+            "10",
+            "--output",
+            "json",
+        ])
+        .args(extra)
+        .env_remove("REVOKE_CONFIG")
+        .env("REVOKE_PASSWORD", LAB_DEFAULT_PASSWORD)
+        .env("HOME", home.path())
+        .env("XDG_CONFIG_HOME", home.path().join("config"))
+        .output()
+        .expect("run revoke under sh");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// Every server at once needs about two open files per server: revoke
+/// raises its soft limit as far as that needs, and says so in one line when
+/// the hard limit does not allow it.
+#[test]
+fn the_open_files_limit_is_raised_or_its_shortage_is_said() {
+    // 40 servers need about 2 × 40 + 64 = 144.
+    let (code, stderr) = flush_under_ulimit("-Sn 100", 40, &[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(!stderr.contains("WARNING"), "{stderr}");
+
+    let (code, stderr) = flush_under_ulimit("-n 100", 40, &[]);
+    assert_eq!(code, 2, "{stderr}");
+    let warnings: Vec<&str> = stderr.lines().filter(|l| l.contains("WARNING")).collect();
+    assert_eq!(warnings.len(), 1, "{stderr}");
+    assert!(
+        warnings[0]
+            .starts_with("WARNING: only 100 open files allowed; 40 servers at once need about 144"),
+        "{stderr}"
+    );
+
+    // Fewer at once need fewer: --parallel 10 needs about 84.
+    let (code, stderr) = flush_under_ulimit("-n 100", 40, &["--parallel", "10"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(!stderr.contains("WARNING"), "{stderr}");
 }

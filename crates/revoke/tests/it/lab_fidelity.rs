@@ -273,6 +273,105 @@ async fn long_command_yields_timeout_fault_that_pywinrm_repeats() {
     lab.shutdown().await;
 }
 
+/// revoke's merged command lines, run by an independent client: pywinrm
+/// gets the parts' output and exit codes exactly as revoke reads them. The
+/// recycle line takes time (two 300 ms recycles), so the lab answers its
+/// first Receive with the first pool's result and CommandState Running, and
+/// pywinrm asks again: a Receive does not wait for the whole line. The
+/// request log has every POST, the NTLM legs included.
+#[tokio::test(flavor = "multi_thread")]
+async fn pywinrm_reads_revokes_merged_lines_part_by_part() {
+    let lab = Lab::start(LabConfig {
+        recycle_time: Duration::from_millis(300),
+        ..config(1, vec![])
+    })
+    .await
+    .unwrap();
+    let server = &lab.servers()[0];
+    let before = owa_pids(server);
+    let survey = iis::survey();
+    let recycles = iis::recycle_pools(&[pool(OWA), pool(EWS)]);
+    let result = pywinrm(
+        json!({
+            "endpoint": format!("http://{}/wsman", server.http_addr),
+            "transport": "ntlm",
+            "username": ADMIN,
+            "message_encryption": "always",
+            "commands": probe_commands(&[survey.command(), recycles.command()]),
+        }),
+        LAB_DEFAULT_PASSWORD,
+    )
+    .await;
+    let outputs = probe_outputs(&result);
+    let parts = survey.finished(&outputs[0].0);
+    assert_eq!(parts.len(), 3, "{outputs:?}");
+    assert_eq!(parts[0].stdout.trim(), "EX01");
+    assert!(iis::parse_apppools(&parts[1].stdout).len() >= 5);
+    assert!(parts.iter().all(|p| p.exit_code == 0), "{parts:?}");
+    let parts = recycles.finished(&outputs[1].0);
+    let codes: Vec<(&str, i32)> = parts
+        .iter()
+        .map(|p| (p.label.as_str(), p.exit_code))
+        .collect();
+    assert_eq!(codes, [("recycle-1", 0), ("recycle-2", 0), ("workers", 0)]);
+    assert!(
+        parts[0]
+            .stdout
+            .contains(&format!("\"{OWA}\" successfully recycled"))
+    );
+    let listed = iis::pids_of(&iis::parse_workers(&parts[2].stdout), OWA);
+    assert!(listed.iter().any(|p| !before.contains(p)), "{listed:?}");
+
+    // One process per program, each recycle logged as revoke's single-pool
+    // command with its exit code, both from the same WinRM command.
+    let log = server.log.entries();
+    let recycled: Vec<_> = log
+        .iter()
+        .filter(|e| e.command_line.contains(" recycle "))
+        .collect();
+    assert_eq!(recycled.len(), 2, "{log:#?}");
+    assert_eq!(
+        recycled[0].command_line,
+        iis::recycle(&pool(OWA)).command_line()
+    );
+    assert_eq!(
+        recycled[1].command_line,
+        iis::recycle(&pool(EWS)).command_line()
+    );
+    assert!(recycled.iter().all(|e| e.exit_code == Some(0)));
+    assert_eq!(recycled[0].shell_command, recycled[1].shell_command);
+    assert_eq!(log.len(), 6, "{log:#?}");
+
+    let requests = server.requests.entries();
+    let count = |action: &str| {
+        requests
+            .iter()
+            .filter(|r| r.action.as_deref() == Some(action))
+            .count()
+    };
+    // pywinrm opens a shell per command and signals every command.
+    for action in ["Create", "Command", "Signal", "Delete"] {
+        assert_eq!(count(action), 2, "{action}: {requests:#?}");
+    }
+    assert!(
+        count("Receive") >= 3,
+        "the recycle line took one Receive: {requests:#?}"
+    );
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.authorization.as_deref() == Some("Negotiate NEGOTIATE") && r.status == 401),
+        "{requests:#?}"
+    );
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.authorization.as_deref() == Some("Negotiate AUTHENTICATE")),
+        "{requests:#?}"
+    );
+    lab.shutdown().await;
+}
+
 // ----------------------------------------------------------- winrm-rs
 
 fn winrm_rs(

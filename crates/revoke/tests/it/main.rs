@@ -5,7 +5,9 @@ mod demo;
 mod embedded_directory;
 mod f5;
 mod flush;
+mod generated;
 mod lab_fidelity;
+mod messages;
 mod samba;
 mod samba_fixture;
 
