@@ -175,8 +175,9 @@ pywinrm_once() {
     user=$(awk -F': ' '/User time \(seconds\)/ { print $2 }' "$tv")
     sys=$(awk -F': ' '/System time \(seconds\)/ { print $2 }' "$tv")
     rss=$(awk -F': ' '/Maximum resident set size/ { print $2 }' "$tv")
-    ok=$(jq '.ok' "$out" 2>/dev/null || echo NA)
-    servers=$(jq '.servers' "$out" 2>/dev/null || echo NA)
+    ok=$(jq '.ok' "$out" 2>/dev/null || true)
+    servers=$(jq '.servers' "$out" 2>/dev/null || true)
+    ok=${ok:-NA} servers=${servers:-NA}
     [ "$rc" = 0 ] && [ "$ok" = "$servers" ] || log "WARNING: $tag: exit $rc, $ok/$servers ok (see $out, $err)"
     awk -v t="$tag" -v w="$wall" -v u="$user" -v s="$sys" -v r="$rss" \
         -v l="$(( lab_after - lab_before ))" -v hz="$clk_tck" \
@@ -286,9 +287,10 @@ for size in "$SERVERS" ${SMALL_SERVERS:+"$SMALL_SERVERS"} ${LARGE_SERVERS:+"$LAR
     read -r rmed rlo rhi < <(awk -v g="main$size" '$1 == g { print $7 / 1024 }' "$results" | stats)
     read -r smed slo shi < <(awk -v g="main$size" '$1 == g { print $9 / 1000 }' "$results" | stats)
     labrss=$(awk -v g="labrss$size" '$1 == g { printf "%.1f", $2 / 1024 }' "$results")
-    awk -v n="$size" -v med="$med" -v lo="$lo" -v hi="$hi" -v f="$floor" 'BEGIN {
-        printf "%d servers, default --parallel, %s runs: wall median %.2f s (min %.2f, max %.2f); floor %.2f s; wall/floor %.2f\n",
-            n, "'"$RUNS"'", med, lo, hi, f, med / f }'
+    runs_done=$(awk -v g="main$size" '$1 == g' "$results" | wc -l)
+    awk -v n="$size" -v med="$med" -v lo="$lo" -v hi="$hi" -v f="$floor" -v runs="$runs_done" 'BEGIN {
+        printf "%d servers, default --parallel, %d run(s): wall median %.2f s (min %.2f, max %.2f); floor %.2f s; wall/floor %.2f\n",
+            n, runs, med, lo, hi, f, med / f }'
     echo "    slowest server in the report: median ${smed} s (${slo}..${shi})"
     echo "    revoke CPU user+sys: median ${cmed} s (${clo}..${chi}); revoke peak RSS: median ${rmed} MiB (${rlo}..${rhi})"
     echo "    lab CPU during the flush: median ${lmed} s (${llo}..${lhi}); lab peak RSS ${labrss} MiB"
@@ -297,12 +299,16 @@ for size in "$SERVERS" ${LARGE_SERVERS:+"$LARGE_SERVERS"}; do
     read -r rwall _ < <(awk -v g="main$size" '$1 == g { print $3 }' "$results" | stats)
     read -r rcpu _ < <(awk -v g="main$size" '$1 == g { print $4 }' "$results" | stats)
     for t in $PYWINRM_THREADS; do
-        line=$(awk -v g="pywinrm$t-$size" '$1 == g { print $3, $4 }' "$results" | head -1)
+        line=$(awk -v g="pywinrm$t-$size" '$1 == g { print $3, $4, $12 }' "$results" | head -1)
         [ -n "$line" ] || continue
-        read -r pwall pcpu <<<"$line"
+        read -r pwall pcpu prc <<<"$line"
+        if [ "$prc" != 0 ]; then
+            echo "$size servers: pywinrm fan-out ($t threads; 0: a thread per server) did not finish (exit $prc; 124: stopped after FLUSH_TIMEOUT=${FLUSH_TIMEOUT} s)"
+            continue
+        fi
         awk -v n="$size" -v t="$t" -v rw="$rwall" -v rc="$rcpu" -v pw="$pwall" -v pc="$pcpu" 'BEGIN {
-            printf "%d servers: pywinrm fan-out (%s threads) %.2f s wall, %.2f s CPU; revoke defaults %.2f s wall (%.1f x faster), %.2f s CPU (%.1f %% of pywinrm'"'"'s)\n",
-                n, (t == 0 ? "one per server," : t), pw, pc, rw, pw / rw, rc, 100 * rc / pc }'
+            printf "%d servers: pywinrm fan-out (%s) %.2f s wall, %.2f s CPU; revoke defaults %.2f s wall (%.1f x faster), %.2f s CPU (%.1f %% of pywinrm'"'"'s)\n",
+                n, (t == 0 ? "a thread per server" : t " threads"), pw, pc, rw, pw / rw, rc, 100 * rc / pc }'
     done
 done
 if [ -s "$OUT_DIR/decomp.txt" ]; then

@@ -14,6 +14,7 @@
 //! deadlines (birth, death) rather than by background tasks, so a paused or
 //! real clock both give consistent answers and nothing needs cleaning up.
 
+mod cmd_line;
 mod command;
 mod model;
 #[cfg(test)]
