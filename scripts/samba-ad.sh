@@ -439,6 +439,8 @@ exchange_objects() {
         done
         exchange_server_ldif EX01 6 "Version 15.1 (Build 30225.42)"
         exchange_server_ldif EX02 4 "Version 15.2 (Build 1118.7)"
+        # Exchange 2013 stand-alone Client Access: neither bit 2 nor 4.
+        exchange_server_ldif EX03 16385 "Version 15.0 (Build 1497.2)"
         exchange_server_ldif EDGE01 64 "Version 15.1 (Build 2507.6)"
     } >"$DIR/seed/exchange.ldif"
     ldap_admin 1 -f "$DIR/seed/exchange.ldif" >"$DIR/seed/exchange.log" 2>&1 ||

@@ -1,5 +1,9 @@
 //! Exchange servers from the configuration partition (docs/windows-behaviour.md §3.1, §3.2):
-//! Mailbox or Client Access role, Edge Transport left out.
+//! every Exchange server object but Edge Transport. Not only those with the
+//! Mailbox or Client Access bit: an Exchange 2013 stand-alone Client Access
+//! server (roles 16385, §8.7) has neither, and it holds the OWA, ActiveSync
+//! and RPC-proxy caches. A server too many is flushed for nothing (or
+//! reported unreachable); a server too few would stay open unreported.
 
 use serde::Serialize;
 
@@ -10,10 +14,12 @@ use crate::iis::ExchangeVersion;
 const MAILBOX: u32 = 2;
 const CLIENT_ACCESS: u32 = 4;
 const EDGE: u32 = 64;
+/// Exchange 2013's stand-alone Client Access role (16385 = this + 1).
+const CLIENT_ACCESS_2013: u32 = 16384;
 
-/// Bitwise-AND matching rule (LDAP_MATCHING_RULE_BIT_AND).
+/// Every Exchange server but Edge Transport (bitwise-AND matching rule,
+/// LDAP_MATCHING_RULE_BIT_AND).
 const FILTER: &str = "(&(objectClass=msExchExchangeServer)\
-(|(msExchCurrentServerRoles:1.2.840.113556.1.4.803:=2)(msExchCurrentServerRoles:1.2.840.113556.1.4.803:=4))\
 (!(msExchCurrentServerRoles:1.2.840.113556.1.4.803:=64)))";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -80,6 +86,7 @@ fn role_names(mask: u32) -> Vec<&'static str> {
     [
         (MAILBOX, "mailbox"),
         (CLIENT_ACCESS, "client-access"),
+        (CLIENT_ACCESS_2013, "client-access"),
         (16, "unified-messaging"),
         (32, "hub-transport"),
         (EDGE, "edge-transport"),
@@ -87,7 +94,12 @@ fn role_names(mask: u32) -> Vec<&'static str> {
     .into_iter()
     .filter(|(bit, _)| mask & bit != 0)
     .map(|(_, name)| name)
-    .collect()
+    .fold(Vec::new(), |mut names, name| {
+        if !names.contains(&name) {
+            names.push(name);
+        }
+        names
+    })
 }
 
 #[cfg(test)]
@@ -98,5 +110,7 @@ mod tests {
     fn roles_are_named() {
         assert_eq!(role_names(6), ["mailbox", "client-access"]);
         assert_eq!(role_names(64), ["edge-transport"]);
+        assert_eq!(role_names(16385), ["client-access"]);
+        assert_eq!(role_names(16384 | 4 | 2), ["mailbox", "client-access"]);
     }
 }

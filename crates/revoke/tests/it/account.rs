@@ -703,7 +703,7 @@ async fn without_waiting_for_replication_dc2_is_left_unchecked_and_open() {
 // ------------------------------------------------------------ discovery
 
 #[tokio::test(flavor = "multi_thread")]
-async fn servers_lists_the_mailbox_and_client_access_servers_in_ad() {
+async fn servers_lists_every_exchange_server_in_ad_but_edge() {
     let estate = AdEstate::start_without_servers().await;
     let run = estate.revoke("servers", &["--output", "json"]).run().await;
     run.assert_code(0);
@@ -725,6 +725,11 @@ async fn servers_lists_the_mailbox_and_client_access_servers_in_ad() {
     );
     assert!(
         found.contains(&("ex02.lab.example.test".into(), "15.2".into())),
+        "{found:?}"
+    );
+    // Exchange 2013 stand-alone Client Access (roles 16385): it holds caches too.
+    assert!(
+        found.contains(&("ex03.lab.example.test".into(), "15.0".into())),
         "{found:?}"
     );
     assert!(

@@ -987,6 +987,7 @@ fn embedded_config(block: u8, password: &str) -> DirectoryConfig {
         exchange_servers: vec![
             exchange("EX01", 6, "Version 15.1 (Build 30225.42)"),
             exchange("EX02", 4, "Version 15.2 (Build 1118.7)"),
+            exchange("EX03", 16385, "Version 15.0 (Build 1497.2)"),
             exchange("EDGE01", 64, "Version 15.1 (Build 2507.6)"),
         ],
     }

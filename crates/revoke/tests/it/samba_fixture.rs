@@ -121,7 +121,11 @@ async fn exchange_servers_are_readable_by_the_operator() {
             .iter()
             .map(|e| e.dn.split(',').next().unwrap())
             .collect();
-        assert_eq!(names, ["CN=EDGE01", "CN=EX01", "CN=EX02"], "dc{dc}");
+        assert_eq!(
+            names,
+            ["CN=EDGE01", "CN=EX01", "CN=EX02", "CN=EX03"],
+            "dc{dc}"
+        );
         let ex01 = &all[1];
         assert_eq!(ex01.attrs["msExchCurrentServerRoles"], ["6"]);
         assert_eq!(
