@@ -480,3 +480,18 @@ pub fn tls_trusting(ca_pem: &[u8]) -> Arc<rustls::ClientConfig> {
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
+
+/// The first of `count` consecutive ports that are free on 127.0.0.1, for a
+/// command that takes a base port. Below Linux's ephemeral range (32768 and
+/// up), so no outgoing connection of a test running alongside can take one
+/// between this check and the bind.
+pub fn free_port_block(count: u16) -> u16 {
+    for _ in 0..200 {
+        let base = 20_000 + (getrandom::u32().expect("random") % 12_000) as u16;
+        let free = (0..count).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok());
+        if free {
+            return base;
+        }
+    }
+    panic!("no {count} consecutive free ports on 127.0.0.1 between 20000 and 32767");
+}

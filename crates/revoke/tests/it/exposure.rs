@@ -517,7 +517,7 @@ async fn revoke_lab_serves_the_front_end_it_prints() {
     let d = super::backend::domain();
     let user = d.new_user("cli").await;
     // Three fixed ports per server with a front end: WinRM HTTP, HTTPS, front end.
-    let base: u16 = 30_000 + (getrandom::u32().expect("random") % 20_000) as u16;
+    let base = crate::common::free_port_block(3);
     let front_end = std::net::SocketAddr::from(([127, 0, 0, 1], base + 2));
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("revoke.toml");
@@ -543,6 +543,10 @@ async fn revoke_lab_serves_the_front_end_it_prints() {
     let ca_path = dir.path().join("lab-ca.pem");
     let started = Instant::now();
     while !config.exists() {
+        if lab.is_finished() {
+            let run = lab.await.expect("revoke lab");
+            panic!("revoke lab ended before it ran: {run:?}");
+        }
         assert!(
             started.elapsed() < Duration::from_secs(12),
             "the lab did not start"
