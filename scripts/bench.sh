@@ -120,6 +120,19 @@ start_lab() {
     log "the lab did not come up within 60 s"; exit 1
 }
 
+# time_fields FILE: "wall user sys maxrss_kb" from a GNU time -v report
+# ("Elapsed (wall clock) time (h:mm:ss or m:ss): 0:21.85"); NA when the
+# measured process was killed before time wrote it.
+time_fields() {
+    awk -F': ' '
+        /Elapsed \(wall clock\)/ { n = split($2, p, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + p[i]; w = s }
+        /User time \(seconds\)/ { u = $2 }
+        /System time \(seconds\)/ { y = $2 }
+        /Maximum resident set size/ { r = $2 }
+        END { print (w == "" ? "NA" : w), (u == "" ? "NA" : u), (y == "" ? "NA" : y), (r == "" ? "NA" : r) }' "$1" 2>/dev/null ||
+        echo "NA NA NA NA"
+}
+
 # user+sys clock ticks of a process so far.
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 
@@ -138,12 +151,7 @@ flush_once() {
         "$bin" flush --config "$config" --output json --quiet "$@" >"$json" 2>"$err" || rc=$?
     lab_after=$(cpu_ticks "$lab_pid")
     local wall user sys rss
-    # "Elapsed (wall clock) time (h:mm:ss or m:ss): 0:21.85"
-    wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {
-        n = split($2, p, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + p[i]; print s }' "$tv")
-    user=$(awk -F': ' '/User time \(seconds\)/ { print $2 }' "$tv")
-    sys=$(awk -F': ' '/System time \(seconds\)/ { print $2 }' "$tv")
-    rss=$(awk -F': ' '/Maximum resident set size/ { print $2 }' "$tv")
+    read -r wall user sys rss < <(time_fields "$tv")
     local slowest ok servers
     slowest=$(jq '[.servers[].duration_ms] | max' "$json" 2>/dev/null || echo NA)
     ok=$(jq '.summary.ok' "$json" 2>/dev/null || echo NA)
@@ -170,11 +178,7 @@ pywinrm_once() {
         "$python" "$root/scripts/bench_pywinrm.py" "$config" "$threads" >"$out" 2>"$err" || rc=$?
     lab_after=$(cpu_ticks "$lab_pid")
     local wall user sys rss ok servers
-    wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {
-        n = split($2, p, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + p[i]; print s }' "$tv")
-    user=$(awk -F': ' '/User time \(seconds\)/ { print $2 }' "$tv")
-    sys=$(awk -F': ' '/System time \(seconds\)/ { print $2 }' "$tv")
-    rss=$(awk -F': ' '/Maximum resident set size/ { print $2 }' "$tv")
+    read -r wall user sys rss < <(time_fields "$tv")
     ok=$(jq '.ok' "$out" 2>/dev/null || true)
     servers=$(jq '.servers' "$out" 2>/dev/null || true)
     ok=${ok:-NA} servers=${servers:-NA}

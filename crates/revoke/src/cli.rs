@@ -240,7 +240,20 @@ fn named<T: Copy + Send + Sync + 'static>(
     all: &'static [T],
     name: fn(T) -> &'static str,
 ) -> impl TypedValueParser<Value = T> {
-    PossibleValuesParser::new(all.iter().map(|v| name(*v))).map(move |chosen| {
+    named_hiding(all, name, |_| false)
+}
+
+/// [`named`], with the values `hidden` picks accepted but not offered (in
+/// help, completions and man pages).
+fn named_hiding<T: Copy + Send + Sync + 'static>(
+    all: &'static [T],
+    name: fn(T) -> &'static str,
+    hidden: fn(T) -> bool,
+) -> impl TypedValueParser<Value = T> {
+    let values = all
+        .iter()
+        .map(move |v| clap::builder::PossibleValue::new(name(*v)).hide(hidden(*v)));
+    PossibleValuesParser::new(values).map(move |chosen| {
         *all.iter()
             .find(|v| name(**v) == chosen)
             .expect("clap only passes a listed value")
@@ -258,14 +271,7 @@ fn scheme() -> impl TypedValueParser<Value = Scheme> {
 /// Kerberos is accepted (so the refusal can say why) but not offered while
 /// it is not supported.
 fn auth() -> impl TypedValueParser<Value = Auth> {
-    let values = Auth::ALL
-        .map(|auth| clap::builder::PossibleValue::new(auth.name()).hide(auth == Auth::Kerberos));
-    PossibleValuesParser::new(values).map(|chosen| {
-        *Auth::ALL
-            .iter()
-            .find(|auth| auth.name() == chosen)
-            .expect("clap only passes a listed value")
-    })
+    named_hiding(&Auth::ALL, Auth::name, |auth| auth == Auth::Kerberos)
 }
 
 #[cfg(feature = "lab")]
