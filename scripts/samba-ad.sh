@@ -1,18 +1,26 @@
 #!/usr/bin/env bash
-# A real Samba AD domain with two writable DCs on loopback, for integration
-# tests: DC1 on 127.0.0.1, DC2 on 127.0.0.2, realm LAB.EXAMPLE.TEST.
+# A real Samba AD domain with two writable DCs and a read-only DC on
+# loopback, for integration tests: DC1 on 127.0.0.1, DC2 on 127.0.0.2, RODC1
+# on 127.0.0.3, realm LAB.EXAMPLE.TEST.
 #
 #   scripts/samba-ad.sh up DIR     install packages if missing, create (or
 #                                  restart) the domain under DIR, write DIR/env
-#   scripts/samba-ad.sh down DIR   stop both DCs (safe to repeat)
+#   scripts/samba-ad.sh down DIR   stop every DC (safe to repeat)
 #   scripts/samba-ad.sh sync DIR [DN]
 #                                  pull DC1's changes into DC2 now: the
 #                                  configuration and domain NCs, or one object
+#   scripts/samba-ad.sh sync-rodc DIR [DN]
+#                                  the same into the read-only DC
+#   scripts/samba-ad.sh rodc-cache DIR USER...
+#                                  let the RODC cache these users' passwords
+#                                  (Allowed RODC Password Replication Group)
+#                                  and give them to it now (rodc preload)
 #   scripts/samba-ad.sh autorepl DIR on|off
 #                                  let DC2 replicate from DC1 by itself (or not)
 #
 # Needs root. Everything lives under DIR; outside it the script only installs
-# Debian packages, adds 127.0.0.2 to lo and two marked lines to /etc/hosts.
+# Debian packages, adds 127.0.0.2 and 127.0.0.3 to lo and three marked lines
+# to /etc/hosts.
 # Passwords are generated, written to DIR/env (mode 0600) and never printed.
 # See docs/samba-ad.md.
 set -euo pipefail
@@ -33,7 +41,7 @@ now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 
 usage() {
-    echo "usage: $0 up|down DIR | sync DIR [DN] | autorepl DIR on|off" >&2
+    echo "usage: $0 up|down DIR | sync|sync-rodc DIR [DN] | rodc-cache DIR USER... | autorepl DIR on|off" >&2
     exit 2
 }
 
@@ -88,17 +96,26 @@ EOF
 
 # ---------------------------------------------------------------- network
 
+# DC n's host name: dc1, dc2, and rodc1 for the read-only DC (n = 3).
+dc_name() { if [ "$1" = 3 ]; then echo rodc1; else echo "dc$1"; fi; }
+
 ensure_network() {
-    if ! ip -4 addr show dev lo | grep -qw 'inet 127\.0\.0\.2'; then
-        log "adding 127.0.0.2/8 to lo"
-        ip addr add 127.0.0.2/8 dev lo
-    fi
-    local n re
-    for n in 1 2; do
-        re="^127\\.0\\.0\\.$n[[:space:]]+(.*[[:space:]])?dc$n\\.${DNS_DOMAIN//./\\.}([[:space:]]|\$)"
+    local n re name
+    local addresses
+    # Read first: grep -q exiting early would SIGPIPE ip (and pipefail).
+    addresses=$(ip -4 addr show dev lo)
+    for n in 2 3; do
+        if ! grep -qw "inet 127\\.0\\.0\\.$n" <<<"$addresses"; then
+            log "adding 127.0.0.$n/8 to lo"
+            ip addr add "127.0.0.$n/8" dev lo
+        fi
+    done
+    for n in 1 2 3; do
+        name=$(dc_name "$n")
+        re="^127\\.0\\.0\\.$n[[:space:]]+(.*[[:space:]])?$name\\.${DNS_DOMAIN//./\\.}([[:space:]]|\$)"
         if ! grep -Eq "$re" /etc/hosts; then
-            log "adding dc$n.$DNS_DOMAIN to /etc/hosts"
-            printf '127.0.0.%s\tdc%s.%s dc%s %s\n' "$n" "$n" "$DNS_DOMAIN" "$n" "$HOSTS_MARK" >>/etc/hosts
+            log "adding $name.$DNS_DOMAIN to /etc/hosts"
+            printf '127.0.0.%s\t%s.%s %s %s\n' "$n" "$name" "$DNS_DOMAIN" "$name" "$HOSTS_MARK" >>/etc/hosts
         fi
     done
 }
@@ -109,7 +126,7 @@ ensure_network() {
 check_ports_free() {
     local busy
     busy=$(ss -Htln 2>/dev/null | awk '{print $4}' |
-        grep -E '^(127\.0\.0\.[12]|0\.0\.0\.0|\*|\[::\]):(88|389|445|636|3268|3269)$' || true)
+        grep -E '^(127\.0\.0\.[123]|0\.0\.0\.0|\*|\[::\]):(88|389|445|636|3268|3269)$' || true)
     [ -z "$busy" ] || die "already listening: $(echo $busy) (another samba-ad.sh domain? run '$0 down' on its DIR)"
 }
 
@@ -140,25 +157,26 @@ make_ca() {
 }
 
 install_dc_cert() { # n targetdir
-    local n=$1 target=$2 tls=$DIR/tls
-    local ext=$tls/dc$n.ext
+    local n=$1 target=$2 tls=$DIR/tls name
+    name=$(dc_name "$n")
+    local ext=$tls/$name.ext
     printf '%s\n' \
-        "subjectAltName=DNS:dc$n.$DNS_DOMAIN,DNS:dc$n,IP:127.0.0.$n" \
+        "subjectAltName=DNS:$name.$DNS_DOMAIN,DNS:$name,IP:127.0.0.$n" \
         "basicConstraints=critical,CA:FALSE" \
         "keyUsage=critical,digitalSignature,keyEncipherment" \
         "extendedKeyUsage=serverAuth" \
         "authorityKeyIdentifier=keyid" \
         "subjectKeyIdentifier=hash" >"$ext"
     openssl req -new -newkey rsa:2048 -nodes -sha256 \
-        -keyout "$tls/dc$n.key" -out "$tls/dc$n.csr" \
-        -subj "/O=revoke test lab/CN=dc$n.$DNS_DOMAIN" >"$TMPLOG" 2>&1 &&
-        openssl x509 -req -sha256 -days 825 -in "$tls/dc$n.csr" \
+        -keyout "$tls/$name.key" -out "$tls/$name.csr" \
+        -subj "/O=revoke test lab/CN=$name.$DNS_DOMAIN" >"$TMPLOG" 2>&1 &&
+        openssl x509 -req -sha256 -days 825 -in "$tls/$name.csr" \
             -CA "$tls/ca.pem" -CAkey "$tls/ca.key" -CAcreateserial \
-            -extfile "$ext" -out "$tls/dc$n.pem" >>"$TMPLOG" 2>&1 ||
-        { cat "$TMPLOG" >&2; die "certificate for dc$n failed"; }
+            -extfile "$ext" -out "$tls/$name.pem" >>"$TMPLOG" 2>&1 ||
+        { cat "$TMPLOG" >&2; die "certificate for $name failed"; }
     mkdir -p "$target/private/tls"
-    install -m 600 "$tls/dc$n.key" "$target/private/tls/key.pem"
-    install -m 644 "$tls/dc$n.pem" "$target/private/tls/cert.pem"
+    install -m 600 "$tls/$name.key" "$target/private/tls/key.pem"
+    install -m 644 "$tls/$name.pem" "$target/private/tls/cert.pem"
     install -m 644 "$tls/ca.pem" "$target/private/tls/ca.pem"
 }
 
@@ -198,7 +216,7 @@ start_dc() { # n
     (cd "$t" && exec setsid samba --foreground --no-process-group -s "$t/etc/smb.conf" \
         >"$t/log/samba.out" 2>&1 </dev/null) &
     echo $! >"$DIR/dc$n.pid"
-    log "dc$n started (pid $!)"
+    log "$(dc_name "$n") started (pid $!)"
 }
 
 log_tail() { # n
@@ -219,7 +237,7 @@ wait_ldaps() { # n
         # counts here, not dc_running's stricter check.
         if ! kill -0 "$pid" 2>/dev/null; then
             log_tail "$n"
-            die "dc$n exited before LDAPS answered"
+            die "$(dc_name "$n") exited before LDAPS answered"
         fi
         if LDAPTLS_CACERT=$DIR/tls/ca.pem ldapsearch -o nettimeout=3 -LLL -x \
             -H "ldaps://127.0.0.$n" -b '' -s base dsServiceName >/dev/null 2>&1; then
@@ -227,7 +245,7 @@ wait_ldaps() { # n
         fi
         if [ $SECONDS -ge $deadline ]; then
             log_tail "$n"
-            die "dc$n: no LDAPS answer on 127.0.0.$n:636 within ${WAIT_SECONDS}s"
+            die "$(dc_name "$n"): no LDAPS answer on 127.0.0.$n:636 within ${WAIT_SECONDS}s"
         fi
         sleep 0.5
     done
@@ -251,6 +269,42 @@ join_dc2() {
         --targetdir="$t" --dns-backend=NONE -U Administrator --use-kerberos=off \
         "--option=netbios name=DC2" "${opts[@]}" >"$t/log/join.log" 2>&1 </dev/null ||
         { tail -n 30 "$t/log/join.log" >&2; die "join of dc2 failed"; }
+}
+
+# A read-only DC. Like DC2 it cannot replicate by itself (no DNS): it has
+# what the join copied, then what sync-rodc pulls. It verifies the passwords
+# it caches and no others (Samba forwards no simple bind, see
+# docs/samba-ad.md), so revoke-op, the operator the tests bind as, is cached.
+join_rodc() {
+    local t=$DIR/dc3 opts
+    mapfile -t opts < <(dc_options 3)
+    mkdir -p "$t/run" "$t/log"
+    PASSWD=$ADMIN_PW samba-tool domain join "$DNS_DOMAIN" RODC --server=127.0.0.1 \
+        --targetdir="$t" --dns-backend=NONE -U Administrator --use-kerberos=off \
+        "--option=netbios name=RODC1" "${opts[@]}" >"$t/log/join.log" 2>&1 </dev/null ||
+        { tail -n 30 "$t/log/join.log" >&2; die "join of rodc1 failed"; }
+}
+
+# Users whose passwords the RODC may hold, given to it now.
+rodc_cache() { # user...
+    local users
+    users=$(IFS=,; echo "$*")
+    PASSWD=$ADMIN_PW samba-tool group addmembers "Allowed RODC Password Replication Group" "$users" \
+        -H ldap://127.0.0.1 -U Administrator --use-kerberos=off >"$TMPLOG" 2>&1 </dev/null ||
+        { cat "$TMPLOG" >&2; die "adding $users to the Allowed RODC Password Replication Group failed"; }
+    PASSWD=$ADMIN_PW samba-tool rodc preload "$@" --server=127.0.0.1 -s "$DIR/dc3/etc/smb.conf" \
+        -U Administrator --use-kerberos=off >>"$TMPLOG" 2>&1 </dev/null ||
+        { cat "$TMPLOG" >&2; die "rodc preload of $users failed"; }
+}
+
+add_rodc() {
+    log "joining rodc1 (read-only)"
+    join_rodc
+    install_dc_cert 3 "$DIR/dc3"
+    start_dc 3
+    wait_ldaps 3
+    rodc_cache revoke-op
+    check_bind 3 revoke-op || die "revoke-op cannot bind on rodc1 after preload"
 }
 
 # ---------------------------------------------------------------- LDAP helpers
@@ -338,6 +392,7 @@ seed() {
     sddl+="(OA;CIIO;WP;bf967a68-0de6-11d0-a285-00aa003049e2;$user_class;$sid)" # userAccountControl
     sddl+="(OA;CIIO;WP;bf967a0a-0de6-11d0-a285-00aa003049e2;$user_class;$sid)" # pwdLastSet
     sddl+="(OA;CIIO;WP;28630ebf-41d5-11d1-a9c1-0000f80367c1;$user_class;$sid)" # lockoutTime
+    sddl+="(OA;CIIO;WP;bf96793e-0de6-11d0-a285-00aa003049e2;$user_class;$sid)" # info ([directory] stamp)
     PASSWD=$ADMIN_PW samba-tool dsacl set -H ldap://127.0.0.1 -U Administrator --use-kerberos=off \
         --objectdn="$staff" --sddl="$sddl" >"$DIR/seed/dsacl.log" 2>&1 </dev/null ||
         { tail -n 20 "$DIR/seed/dsacl.log" >&2; die "dsacl set on OU=Staff failed"; }
@@ -488,6 +543,8 @@ SAMBA_DC1_URL=ldaps://127.0.0.1
 SAMBA_DC2_URL=ldaps://127.0.0.2
 SAMBA_DC1_HOST=dc1.$DNS_DOMAIN
 SAMBA_DC2_HOST=dc2.$DNS_DOMAIN
+SAMBA_RODC_URL=ldaps://127.0.0.3
+SAMBA_RODC_HOST=rodc1.$DNS_DOMAIN
 SAMBA_CA=$DIR/dc1/private/tls/ca.pem
 SAMBA_ADMIN_USER=Administrator@$DNS_DOMAIN
 SAMBA_ADMIN_PASSWORD=$ADMIN_PW
@@ -496,8 +553,10 @@ SAMBA_USER_PASSWORD=$USER_PW
 SAMBA_USERS=alice,bob,carol1,carol2,admin-alice,nested-admin,revoke-op
 SAMBA_DC1_PID=$(cat "$DIR/dc1.pid")
 SAMBA_DC2_PID=$(cat "$DIR/dc2.pid")
+SAMBA_RODC_PID=$(cat "$DIR/dc3.pid")
 SAMBA_DC1_SMB_CONF=$DIR/dc1/etc/smb.conf
 SAMBA_DC2_SMB_CONF=$DIR/dc2/etc/smb.conf
+SAMBA_RODC_SMB_CONF=$DIR/dc3/etc/smb.conf
 EOF
     chmod 600 "$env.tmp"
     mv "$env.tmp" "$env"
@@ -508,6 +567,11 @@ update_env_pids() {
     local env=$DIR/env
     sed -i -e "s/^SAMBA_DC1_PID=.*/SAMBA_DC1_PID=$(cat "$DIR/dc1.pid")/" \
         -e "s/^SAMBA_DC2_PID=.*/SAMBA_DC2_PID=$(cat "$DIR/dc2.pid")/" "$env"
+    # A domain made before the RODC existed gets its lines once.
+    grep -q '^SAMBA_RODC_URL=' "$env" || printf '%s\n' \
+        "SAMBA_RODC_URL=ldaps://127.0.0.3" "SAMBA_RODC_HOST=rodc1.$DNS_DOMAIN" \
+        "SAMBA_RODC_PID=" "SAMBA_RODC_SMB_CONF=$DIR/dc3/etc/smb.conf" >>"$env"
+    sed -i -e "s/^SAMBA_RODC_PID=.*/SAMBA_RODC_PID=$(cat "$DIR/dc3.pid")/" "$env"
 }
 
 # ---------------------------------------------------------------- commands
@@ -515,16 +579,24 @@ update_env_pids() {
 cmd_up() {
     [ "$(id -u)" = 0 ] || die "must run as root (apt-get, ip addr, /etc/hosts, samba)"
     if [ -f "$DIR/.complete" ]; then
-        if dc_running 1 && dc_running 2; then
-            log "already running in $DIR (dc1 pid $(cat "$DIR/dc1.pid"), dc2 pid $(cat "$DIR/dc2.pid"))"
+        if dc_running 1 && dc_running 2 && dc_running 3; then
+            log "already running in $DIR (dc1 pid $(cat "$DIR/dc1.pid"), dc2 pid $(cat "$DIR/dc2.pid"), rodc1 pid $(cat "$DIR/dc3.pid"))"
             exit 0
         fi
         install_packages
         ensure_network
         local n
-        dc_running 1 || dc_running 2 || check_ports_free
+        dc_running 1 || dc_running 2 || dc_running 3 || check_ports_free
         for n in 1 2; do dc_running "$n" || start_dc "$n"; done
         for n in 1 2; do wait_ldaps "$n"; done
+        # A domain made before the read-only DC existed gets one now.
+        ADMIN_PW=$(sed -n 's/^SAMBA_ADMIN_PASSWORD=//p' "$DIR/env")
+        if [ -f "$DIR/dc3/etc/smb.conf" ]; then
+            dc_running 3 || start_dc 3
+            wait_ldaps 3
+        else
+            add_rodc
+        fi
         update_env_pids
         log "restarted the existing domain in $DIR"
         exit 0
@@ -584,6 +656,9 @@ cmd_up() {
     seed
     t_seed=$(elapsed "$t")
 
+    # After the seed: the RODC caches revoke-op's password.
+    add_rodc
+
     t=$(now)
     log "replicating dc1 -> dc2 once (drs replicate --local: configuration and domain NCs)"
     replicate_to_dc2
@@ -595,7 +670,7 @@ cmd_up() {
 
     write_env
     touch "$DIR/.complete"
-    printf 'samba-ad up: %s on dc1=ldaps://127.0.0.1 dc2=ldaps://127.0.0.2 in %ss (packages %ss, provision+start %ss, join+start %ss, seed %ss, schema %ss, replicate %ss); env: %s/env\n' \
+    printf 'samba-ad up: %s on dc1=ldaps://127.0.0.1 dc2=ldaps://127.0.0.2 rodc1=ldaps://127.0.0.3 in %ss (packages %ss, provision+start %ss, join+start %ss, seed %ss, schema %ss, replicate %ss); env: %s/env\n' \
         "$REALM" "$(elapsed "$t_all")" "$t_pkg" "$t_prov" "$t_join" "$t_seed" "$t_schema" "$t_repl" "$DIR"
 }
 
@@ -613,7 +688,7 @@ stop_pid() { # pid what
 load_env() {
     [ -f "$DIR/.complete" ] && [ -f "$DIR/env" ] || die "$DIR holds no domain made by '$0 up'"
     ADMIN_PW=$(sed -n 's/^SAMBA_ADMIN_PASSWORD=//p' "$DIR/env")
-    dc_running 1 && dc_running 2 || die "the DCs of $DIR are not running ('$0 up $DIR' restarts them)"
+    dc_running 1 && dc_running 2 && dc_running 3 || die "the DCs of $DIR are not running ('$0 up $DIR' restarts them)"
 }
 
 # DC2 pulls from DC1 on demand: 'drs replicate --local' opens DC2's database
@@ -637,6 +712,31 @@ cmd_sync() { # [DN]
         done
     fi
     log "dc2 pulled from dc1 in $(elapsed "$t")s: $(grep -E 'replication of' "$TMPLOG" | tr '\n' ' ')"
+}
+
+# The same pull into the read-only DC (what its inbound replication would
+# bring: the object, not its secrets).
+cmd_sync_rodc() { # [DN]
+    load_env
+    local t nc single=()
+    t=$(now)
+    : >"$TMPLOG"
+    if [ -n "$1" ]; then
+        nc=$1
+        single=(--single-object)
+    else
+        nc=$BASE_DN
+    fi
+    PASSWD=$ADMIN_PW samba-tool drs replicate rodc1 dc1 "$nc" --local "${single[@]}" \
+        -s "$DIR/dc3/etc/smb.conf" -U Administrator --use-kerberos=off >>"$TMPLOG" 2>&1 </dev/null ||
+        { cat "$TMPLOG" >&2; die "replicating $nc to rodc1 failed"; }
+    log "rodc1 pulled from dc1 in $(elapsed "$t")s: $(grep -E 'replication of' "$TMPLOG" | tr '\n' ' ')"
+}
+
+cmd_rodc_cache() { # user...
+    load_env
+    rodc_cache "$@"
+    log "rodc1 now holds the passwords of: $*"
 }
 
 # DC2 cannot replicate by itself because it resolves DC1 as
@@ -684,11 +784,11 @@ remove_hosts_lines() { # drop /etc/hosts lines containing this fixed string
 
 cmd_down() {
     local n pid f comm stopped=0
-    for n in 1 2; do
+    for n in 1 2 3; do
         if dc_running "$n"; then
             pid=$(cat "$DIR/dc$n.pid")
-            log "stopping dc$n (pid $pid)"
-            stop_pid "$pid" "dc$n"
+            log "stopping $(dc_name "$n") (pid $pid)"
+            stop_pid "$pid" "$(dc_name "$n")"
             stopped=1
         fi
         # Anything left behind that wrote a pid file into this DC's own pid
@@ -713,13 +813,16 @@ case "$2" in
 /*) DIR=$2 ;;
 *) DIR=$PWD/$2 ;;
 esac
-DIR=${DIR%/}
+# Canonical: running DCs are recognised by their working directory.
+DIR=$(realpath -m "$DIR")
 TMPLOG=$(mktemp)
 trap 'rm -f "$TMPLOG"' EXIT
 case "$1" in
 up) [ $# -eq 2 ] || usage; cmd_up ;;
 down) [ $# -eq 2 ] || usage; cmd_down ;;
 sync) [ $# -le 3 ] || usage; cmd_sync "${3:-}" ;;
+sync-rodc) [ $# -le 3 ] || usage; cmd_sync_rodc "${3:-}" ;;
+rodc-cache) [ $# -ge 3 ] || usage; shift 2; cmd_rodc_cache "$@" ;;
 autorepl) [ $# -eq 3 ] || usage; cmd_autorepl "$3" ;;
 *) usage ;;
 esac

@@ -18,3 +18,10 @@ if ! "$venv/bin/python" -c 'import winrm' 2>/dev/null; then
     "$venv/bin/pip" install --quiet --disable-pip-version-check 'pywinrm>=0.5,<0.6'
 fi
 "$venv/bin/python" -c 'import winrm, spnego; print("pywinrm ready")'
+# OpenLDAP's clients prove the embedded directory speaks LDAP to a client
+# that is not revoke's (crates/revoke/tests/it/lab_estate.rs); needed even
+# where the Samba domain (which installs them too) is not started.
+if ! command -v ldapsearch >/dev/null || ! command -v ldapmodify >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ldap-utils
+fi
+ldapsearch -VV 2>&1 | head -n 1

@@ -1,11 +1,14 @@
 //! What the orchestration core tells the world. It knows nothing of terminals:
 //! the progress display, the table and the JSON report all consume these.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 use tokio::sync::mpsc;
 
+pub use crate::directory::metadata::Evidence;
+use crate::journal::{JournalError, RunJournal};
 use crate::plan::Method;
 
 #[derive(Debug, Clone)]
@@ -44,6 +47,9 @@ pub enum Event {
         dry_run: bool,
         users: Vec<String>,
         started_at: SystemTime,
+        /// `--ticket` / `--reason`, for the report.
+        ticket: Option<String>,
+        reason: Option<String>,
     },
     /// What the directory phase is doing now, in words.
     DirectoryStep {
@@ -72,6 +78,25 @@ pub enum Event {
     },
     F5DeviceFinished {
         device: F5Outcome,
+    },
+    /// An account is about to be written on `dc` (sent with
+    /// [`EventSink::emit_durable`]: journaled before the write).
+    AccountChanging {
+        dn: String,
+        sam_account_name: String,
+        dc: String,
+        /// `disable`, `reset`, `enable`.
+        change: String,
+        user_account_control: u32,
+    },
+    /// The first mutating command is about to be sent to a server (sent
+    /// with [`EventSink::emit_durable`]: journaled before it is sent).
+    ServerMutating {
+        server: String,
+        method: Method,
+        /// The pools to recycle; `*` for iisreset.
+        pools: Vec<String>,
+        old_pids: Vec<u32>,
     },
 }
 
@@ -130,12 +155,15 @@ pub enum ActionStatus {
     /// The pool is stopped: it has no worker, so no cached token (a warning).
     Stopped,
     Failed,
+    /// The command was sent but no trustworthy answer came back: it may
+    /// have run, or not. Counted as a failure; never sent again.
+    Unknown,
 }
 
 impl ActionStatus {
     /// Neither done nor harmless: the flush is incomplete on this server.
     pub fn is_failure(self) -> bool {
-        self == ActionStatus::Failed
+        matches!(self, ActionStatus::Failed | ActionStatus::Unknown)
     }
 }
 
@@ -214,16 +242,25 @@ pub enum UserStatus {
     AlreadyDisabled,
     /// The password was rotated twice; the previous one no longer works.
     Reset,
+    /// `enable`: ACCOUNTDISABLE was cleared.
+    Enabled,
+    /// `enable`: it was enabled already; nothing was written.
+    AlreadyEnabled,
     /// Dry run: what would be written.
     Planned,
     Failed,
 }
 
-/// Whether one writable DC has the change.
+/// Whether one DC has the change.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DcOutcome {
     pub host: String,
     pub status: DcStatus,
+    /// A read-only DC: checked, never written.
+    pub read_only: bool,
+    /// What decided that it has the change (replication metadata, the
+    /// attribute's value, or a write revoke made there); None if undecided.
+    pub decided_by: Option<Evidence>,
     /// From the end of the write until this DC was seen with the change.
     pub elapsed_ms: u64,
     /// When this DC was seen with the change; None if it was not.
@@ -235,17 +272,25 @@ pub struct DcOutcome {
 impl DcOutcome {
     /// An outcome decided now: a converged status is confirmed at this instant.
     pub fn now(host: &str, status: DcStatus, elapsed: Duration, message: Option<String>) -> Self {
-        let converged = matches!(
-            status,
-            DcStatus::Written | DcStatus::Replicated | DcStatus::DirectWrite
-        );
         DcOutcome {
             host: host.to_string(),
             status,
+            read_only: false,
+            decided_by: None,
             elapsed_ms: elapsed.as_millis() as u64,
-            confirmed_at: converged.then(SystemTime::now),
+            confirmed_at: status.has_change().then(SystemTime::now),
             message,
         }
+    }
+
+    pub fn read_only(mut self, read_only: bool) -> Self {
+        self.read_only = read_only;
+        self
+    }
+
+    pub fn decided_by(mut self, evidence: Option<Evidence>) -> Self {
+        self.decided_by = evidence;
+        self
     }
 }
 
@@ -254,12 +299,21 @@ impl DcOutcome {
 pub enum DcStatus {
     /// The change was written here first.
     Written,
-    /// It arrived by replication (by itself or after revoke asked for it).
+    /// It arrived by replication, by itself.
     Replicated,
+    /// It arrived after revoke asked this DC to pull the object
+    /// (`replicateSingleObject`).
+    Forced,
     /// It did not arrive in time, so revoke wrote the same change here.
     DirectWrite,
-    /// This DC may still let the user in.
+    /// A writable DC that may still let the user in.
     NotConverged,
+    /// A read-only DC that holds the user's password and may still log the
+    /// user on with its old copy of the account.
+    RodcNotConverged,
+    /// A read-only DC that holds no copy of the user's password: it sends
+    /// the user's logons to a writable DC, which has the change. Low risk.
+    NotCached,
     /// Not checked: --no-wait-replication.
     Unchecked,
     /// Dry run: the DC's current view.
@@ -267,11 +321,17 @@ pub enum DcStatus {
 }
 
 impl DcStatus {
-    pub fn is_converged(self) -> bool {
+    /// This DC was seen with the change.
+    pub fn has_change(self) -> bool {
         matches!(
             self,
-            DcStatus::Written | DcStatus::Replicated | DcStatus::DirectWrite | DcStatus::Planned
+            DcStatus::Written | DcStatus::Replicated | DcStatus::Forced | DcStatus::DirectWrite
         )
+    }
+
+    /// This DC may still let the user in: the run is not done.
+    pub fn is_open(self) -> bool {
+        matches!(self, DcStatus::NotConverged | DcStatus::RodcNotConverged)
     }
 }
 
@@ -366,17 +426,59 @@ impl F5Outcome {
 }
 
 /// Where the core sends its events. Cheap to clone.
+///
+/// With a journal attached ([`EventSink::with_journal`]), what an event
+/// reports as done is also journaled ([`EventSink::emit`]), and a step that
+/// changes something is announced with [`EventSink::emit_durable`] first.
 #[derive(Clone)]
-pub struct EventSink(mpsc::UnboundedSender<Event>);
+pub struct EventSink {
+    tx: mpsc::UnboundedSender<Event>,
+    run_id: Arc<str>,
+    journal: Option<Arc<RunJournal>>,
+}
 
 impl EventSink {
+    /// A sink for a new run (a fresh run id) and the receiving end.
     pub fn channel() -> (Self, mpsc::UnboundedReceiver<Event>) {
         let (tx, rx) = mpsc::unbounded_channel();
-        (Self(tx), rx)
+        let sink = EventSink {
+            tx,
+            run_id: uuid::Uuid::new_v4().to_string().into(),
+            journal: None,
+        };
+        (sink, rx)
+    }
+
+    /// This sink journals into `journal`, and the run takes its run id.
+    pub fn with_journal(mut self, journal: Arc<RunJournal>) -> Self {
+        self.run_id = journal.run_id().into();
+        self.journal = Some(journal);
+        self
+    }
+
+    /// The run's id: in the report, and in every journal record.
+    pub fn run_id(&self) -> &str {
+        &self.run_id
     }
 
     pub fn emit(&self, event: Event) {
+        if let Some(journal) = &self.journal {
+            journal.after(&event);
+        }
         // A consumer that went away (interrupted run) is not the core's problem.
-        let _ = self.0.send(event);
+        let _ = self.tx.send(event);
+    }
+
+    /// For an event that announces a change: journals it and fsyncs before
+    /// returning. On an error the caller must not take the step: a change
+    /// the journal cannot record is not made. Without a journal, only emits.
+    pub fn emit_durable(&self, event: Event) -> Result<(), JournalError> {
+        if let Some(journal) = &self.journal
+            && let Some(record) = journal.before(&event)
+        {
+            journal.write(record)?;
+        }
+        let _ = self.tx.send(event);
+        Ok(())
     }
 }

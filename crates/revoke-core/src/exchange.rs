@@ -13,7 +13,12 @@
 //! be reported as soon as it happened.
 //!
 //! Only `hostname`, `appcmd list ...` and `iisreset /status` are sent in a
-//! dry run; the mutating commands are sent at most once each.
+//! dry run; the mutating commands are sent at most once each
+//! ([`Shell::run_mutating`]): when one was sent and no trustworthy answer
+//! came back, its actions are reported `unknown` (it may have run).
+//!
+//! What a server printed is quoted in messages only through [`quoted`],
+//! which strips control characters: it ends up on the operator's terminal.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -24,7 +29,7 @@ use crate::iis::{
     self, AppPool, Batch, PartOutput, PoolName, PoolState, RemoteCommand, WorkerProcess,
 };
 use crate::plan::{FlushPlan, Method, Target};
-use revoke_winrm::{CommandOutput, Connector, Shell, WinrmError};
+use revoke_winrm::{CommandOutput, Connector, Shell, WinrmError, sanitize};
 
 /// What the job learned so far; survives a timeout of the job's future.
 #[derive(Debug, Default)]
@@ -97,7 +102,7 @@ impl ServerJob<'_> {
             let mut state = self.state.lock().expect("job state");
             match action.status {
                 ActionStatus::Recycled | ActionStatus::Reset => state.succeeded += 1,
-                ActionStatus::Failed => state.failed += 1,
+                ActionStatus::Failed | ActionStatus::Unknown => state.failed += 1,
                 _ => {}
             }
         }
@@ -124,7 +129,7 @@ impl ServerJob<'_> {
         let survey = iis::survey();
         let out = run(shell, &survey.command()).await?;
         let [hostname, apppools, workers] = all_parts(&survey, &out)?;
-        let computer = hostname.stdout.trim().to_string();
+        let computer = sanitize(&hostname.stdout);
         self.state.lock().expect("job state").computer = Some(computer);
         if apppools.exit_code != 0 {
             return Err(part_failed("appcmd list apppool", &apppools, &out));
@@ -220,22 +225,44 @@ impl ServerJob<'_> {
         let batch = iis::recycle_pools(&to_recycle);
         report.flush_reports();
         self.step(Step::Recycling(to_recycle[0].to_string()));
+        // Journaled before it is sent; if it cannot be, it is not sent.
+        self.events
+            .emit_durable(Event::ServerMutating {
+                server: self.target.label.clone(),
+                method: Method::Recycle,
+                pools: to_recycle.iter().map(|p| p.to_string()).collect(),
+                old_pids: before.iter().map(|w| w.pid).collect(),
+            })
+            .map_err(|e| JobError::Command(format!("nothing was sent: {e}")))?;
         self.state.lock().expect("job state").mutated = true;
         let command = batch.command();
         let mut reported = 0;
         // Each pool is reported as soon as its result is in, so a later
         // timeout cannot hide a recycle that happened.
-        let out = shell
-            .run_observed(&command.program, &command.args, |stdout, stderr| {
-                for part in batch.finished(stdout).into_iter().skip(reported) {
-                    report.part_done(&part, stderr);
-                    reported += 1;
-                    if let Some(next) = to_recycle.get(reported) {
-                        self.step(Step::Recycling(next.to_string()));
+        let sent = shell
+            .run_mutating(
+                "the recycle line",
+                &command.program,
+                &command.args,
+                |stdout, stderr| {
+                    for part in batch.finished(stdout).into_iter().skip(reported) {
+                        report.part_done(&part, stderr);
+                        reported += 1;
+                        if let Some(next) = to_recycle.get(reported) {
+                            self.step(Step::Recycling(next.to_string()));
+                        }
                     }
-                }
-            })
-            .await?;
+                },
+            )
+            .await;
+        let out = match sent {
+            Ok(out) => out,
+            Err(e) => {
+                // Never resent: what was not reported may have run.
+                report.interrupted(&e);
+                return Err(e.into());
+            }
+        };
         let parts = batch.finished(&out.stdout);
         for part in parts.iter().skip(reported) {
             report.part_done(part, &out.stderr);
@@ -362,15 +389,38 @@ impl ServerJob<'_> {
             return Ok(());
         }
         self.step(Step::Resetting);
+        self.events
+            .emit_durable(Event::ServerMutating {
+                server: self.target.label.clone(),
+                method: Method::Iisreset,
+                pools: vec!["*".into()],
+                old_pids: old_pids.clone(),
+            })
+            .map_err(|e| JobError::Command(format!("nothing was sent: {e}")))?;
         self.state.lock().expect("job state").mutated = true;
-        let out = run(shell, &command).await?;
+        let out = match shell
+            .run_mutating(
+                "iisreset /noforce",
+                &command.program,
+                &command.args,
+                |_, _| {},
+            )
+            .await
+        {
+            Ok(out) => out,
+            Err(e) => {
+                let (status, message) = interrupted(&e);
+                self.action(outcome(status, Vec::new(), Some(message)));
+                return Err(e.into());
+            }
+        };
         if out.exit_code != 0 {
             self.action(outcome(
                 ActionStatus::Failed,
                 Vec::new(),
                 Some(format!(
                     "{} (exit code {})",
-                    iis::error_message(&out.stdout, &out.stderr),
+                    quoted(&iis::error_message(&out.stdout, &out.stderr)),
                     out.exit_code
                 )),
             ));
@@ -461,7 +511,7 @@ impl InOrder<'_, '_> {
         } else {
             let message = format!(
                 "{} (exit code {})",
-                iis::error_message(&part.stdout, stderr),
+                quoted(&iis::error_message(&part.stdout, stderr)),
                 part.exit_code
             );
             self.job.action(outcome(
@@ -473,6 +523,25 @@ impl InOrder<'_, '_> {
         }
         self.next += 1;
         self.flush_reports();
+    }
+
+    /// The line failed: if it may have reached the server, every pool it
+    /// had not reported yet may or may not have been recycled (`unknown`);
+    /// else none of them was (`failed`).
+    fn interrupted(&mut self, error: &WinrmError) {
+        let (status, message) = interrupted(error);
+        while self.next < self.actions.len() {
+            if let Pending::Recycle { pool, old_pids } = &self.actions[self.next] {
+                self.job.action(outcome(
+                    pool,
+                    status,
+                    old_pids.clone(),
+                    Some(message.clone()),
+                ));
+                self.next += 1;
+            }
+            self.flush_reports();
+        }
     }
 
     /// The line ended: any pool it never reported is failed (it may or may
@@ -515,6 +584,22 @@ fn outcome(
     }
 }
 
+/// Server output quoted in a message: no control characters.
+fn quoted(text: &str) -> String {
+    sanitize(text)
+}
+
+/// How an action ends whose mutating command failed: `unknown` when it may
+/// have reached the server, else `failed` (it was never sent, or the
+/// service refused it).
+fn interrupted(error: &WinrmError) -> (ActionStatus, String) {
+    if error.may_have_run() {
+        (ActionStatus::Unknown, error.to_string())
+    } else {
+        (ActionStatus::Failed, format!("not run: {error}"))
+    }
+}
+
 fn list(pids: &[u32]) -> String {
     pids.iter()
         .map(u32::to_string)
@@ -549,7 +634,7 @@ fn all_parts<const N: usize>(
 
 /// `": TEXT"` of what stderr said, if anything.
 fn detail(stderr: &str) -> String {
-    let text = iis::error_message("", stderr);
+    let text = quoted(&iis::error_message("", stderr));
     if text.is_empty() {
         String::new()
     } else {
@@ -562,7 +647,7 @@ fn part_failed(what: &str, part: &PartOutput, out: &CommandOutput) -> JobError {
     JobError::Command(format!(
         "{what} failed (exit code {}): {}",
         part.exit_code,
-        iis::error_message(&part.stdout, &out.stderr)
+        quoted(&iis::error_message(&part.stdout, &out.stderr))
     ))
 }
 
@@ -570,6 +655,6 @@ fn command_failed(what: &str, out: &CommandOutput) -> JobError {
     JobError::Command(format!(
         "{what} failed (exit code {}): {}",
         out.exit_code,
-        iis::error_message(&out.stdout, &out.stderr)
+        quoted(&iis::error_message(&out.stdout, &out.stderr))
     ))
 }

@@ -33,7 +33,7 @@ pub async fn flush(plan: FlushPlan, connector: Connector, events: &EventSink) {
     let label = |i: &usize| plan.targets[*i].label.clone();
     let waves = plan.waves();
     events.emit(Event::RunStarted {
-        run_id: uuid::Uuid::new_v4().to_string(),
+        run_id: events.run_id().to_string(),
         method: plan.method,
         dry_run: plan.dry_run,
         servers: plan.targets.iter().map(|t| t.label.clone()).collect(),

@@ -22,6 +22,8 @@ pub struct WsmanRequest {
     pub resource_uri: Option<String>,
     pub shell_id: Option<String>,
     pub operation_timeout: Option<Duration>,
+    /// `w:MaxEnvelopeSize`: the largest answer the client takes, in bytes.
+    pub max_envelope_size: Option<usize>,
     pub body: Body,
 }
 
@@ -84,6 +86,8 @@ pub fn parse_request(xml: &[u8]) -> Result<WsmanRequest, Malformed> {
     });
     let operation_timeout =
         child(header, NS_WSMAN, "OperationTimeout").and_then(|n| parse_duration(&text(n)));
+    let max_envelope_size =
+        child(header, NS_WSMAN, "MaxEnvelopeSize").and_then(|n| text(n).parse().ok());
 
     let body_node = child(env, NS_SOAP, "Body");
     let first = body_node.and_then(|b| b.children().find(|c| c.is_element()));
@@ -115,6 +119,7 @@ pub fn parse_request(xml: &[u8]) -> Result<WsmanRequest, Malformed> {
         resource_uri,
         shell_id,
         operation_timeout,
+        max_envelope_size,
         body,
     })
 }
@@ -371,7 +376,7 @@ mod tests {
             r#"<s:Envelope xmlns:s="{NS_SOAP}" xmlns:a="{NS_ADDRESSING}" xmlns:w="{NS_WSMAN}" xmlns:rsp="{NS_SHELL}">
 <s:Header><a:Action>{}</a:Action><a:MessageID>uuid:1</a:MessageID>
 <w:SelectorSet><w:Selector Name="ShellId">S1</w:Selector></w:SelectorSet>
-<w:OperationTimeout>PT5S</w:OperationTimeout></s:Header>
+<w:OperationTimeout>PT5S</w:OperationTimeout><w:MaxEnvelopeSize>153600</w:MaxEnvelopeSize></s:Header>
 <w:OptionSet/>
 <s:Body><rsp:CommandLine><rsp:Command>prog</rsp:Command><rsp:Arguments>a b</rsp:Arguments><rsp:Arguments>c</rsp:Arguments></rsp:CommandLine></s:Body></s:Envelope>"#,
             revoke_winrm::soap::ACTION_COMMAND
@@ -380,6 +385,7 @@ mod tests {
         assert_eq!(r.shell_id.as_deref(), Some("S1"));
         assert_eq!(r.message_id.as_deref(), Some("uuid:1"));
         assert_eq!(r.operation_timeout, Some(Duration::from_secs(5)));
+        assert_eq!(r.max_envelope_size, Some(153_600));
         assert_eq!(
             r.body,
             Body::CommandLine {

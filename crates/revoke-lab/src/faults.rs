@@ -35,6 +35,23 @@ pub enum Fault {
     PoolAbsent { pool: String },
     /// The pool exists but is stopped.
     PoolStopped { pool: String },
+    // Hostile answers, as anyone on the path of plain HTTP could give them
+    // (docs/security.md, "Transport hardening"):
+    /// The answer to the first Receive is a 200 whose body streams far past
+    /// any WinRM answer (512 MiB, never held in memory by the lab).
+    HugeResponse,
+    /// Every command line keeps printing and never exits.
+    EndlessOutput,
+    /// The first command that changes something (a recycle or iisreset
+    /// line) is run, then answered with a 401, as if authentication had failed.
+    #[serde(rename = "reply-401-after-command")]
+    Reply401AfterCommand,
+    /// On a sealed session, the first Receive is answered with an unsealed,
+    /// empty 200 (and not acted on).
+    #[serde(rename = "unsealed-200")]
+    Unsealed200,
+    /// The answer to the first Signal is sealed with a broken signature.
+    BadSignature,
 }
 
 /// The faults of one server, folded into what the server code asks.
@@ -45,6 +62,11 @@ pub struct ServerFaults {
     pub extra_latency: Duration,
     pub reject_credentials: bool,
     pub shell_quota_fault: bool,
+    pub huge_response: bool,
+    pub endless_output: bool,
+    pub reply_401_after_command: bool,
+    pub unsealed_200: bool,
+    pub bad_signature: bool,
     failing_pools: Vec<String>,
     absent_pools: Vec<String>,
     stopped_pools: Vec<String>,
@@ -63,6 +85,11 @@ impl ServerFaults {
                 Fault::CommandFails { pool } => f.failing_pools.push(pool.clone()),
                 Fault::PoolAbsent { pool } => f.absent_pools.push(pool.clone()),
                 Fault::PoolStopped { pool } => f.stopped_pools.push(pool.clone()),
+                Fault::HugeResponse => f.huge_response = true,
+                Fault::EndlessOutput => f.endless_output = true,
+                Fault::Reply401AfterCommand => f.reply_401_after_command = true,
+                Fault::Unsealed200 => f.unsealed_200 = true,
+                Fault::BadSignature => f.bad_signature = true,
             }
         }
         f
@@ -115,6 +142,42 @@ mod tests {
         let ex01 = ServerFaults::for_server("EX01", &specs);
         assert!(!ex01.reject_credentials && !ex01.never_answer);
         assert_eq!(ex01.extra_latency, Duration::ZERO);
+    }
+
+    #[test]
+    fn hostile_fault_kinds_read_from_toml() {
+        #[derive(Deserialize)]
+        struct Doc {
+            fault: Vec<FaultSpec>,
+        }
+        let doc: Doc = toml::from_str(
+            r#"
+            [[fault]]
+            server = "EX01"
+            kind = "huge-response"
+            [[fault]]
+            server = "EX01"
+            kind = "endless-output"
+            [[fault]]
+            server = "EX01"
+            kind = "reply-401-after-command"
+            [[fault]]
+            server = "EX01"
+            kind = "unsealed-200"
+            [[fault]]
+            server = "EX01"
+            kind = "bad-signature"
+            "#,
+        )
+        .unwrap();
+        let f = ServerFaults::for_server("EX01", &doc.fault);
+        assert!(
+            f.huge_response
+                && f.endless_output
+                && f.reply_401_after_command
+                && f.unsealed_200
+                && f.bad_signature
+        );
     }
 
     #[test]

@@ -46,7 +46,7 @@ pub use bigip::{BigIpConfig, LabBigIp, VirtualServerConfig};
 pub use config::{LAB_DEFAULT_PASSWORD, LAB_DEFAULT_USER, LabConfig, server_name};
 pub use faults::{Fault, FaultSpec};
 pub use frontend::{ENDPOINTS, Endpoint, FrontEndConfig};
-pub use revoke_toml::LabTransport;
+pub use revoke_toml::{EstateToml, LabTransport};
 
 /// One program a client's command line started on a server (cmd.exe's own
 /// `echo` and `call` start none), like a process-creation audit entry.

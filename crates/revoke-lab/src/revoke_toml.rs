@@ -77,6 +77,52 @@ impl Lab {
     }
 }
 
+/// The directory and BIG-IP of a whole lab estate (`revoke lab
+/// --embedded-directory`), for [`Lab::estate_toml`]. Names, never passwords.
+#[derive(Debug, Clone)]
+pub struct EstateToml {
+    /// `ldaps://127.0.0.1:PORT`: the DC a run writes on.
+    pub directory_url: String,
+    /// PEM of the CA that signed the DCs' certificates.
+    pub directory_ca: PathBuf,
+    /// The operator's UPN.
+    pub bind_user: String,
+    /// Seconds the gate waits for every DC.
+    pub replication_timeout: u64,
+    /// `127.0.0.1:PORT` of the lab BIG-IP's iControl REST.
+    pub f5_device: String,
+    pub f5_user: String,
+}
+
+impl Lab {
+    /// A complete revoke.toml for a lab estate: the servers and `[winrm]` as
+    /// [`Lab::revoke_toml`] writes them, then `[directory]` and `[f5]`
+    /// (the BIG-IP's certificate comes from the lab CA, `ca_file`).
+    pub fn estate_toml(
+        &self,
+        transport: LabTransport,
+        ca_file: &Path,
+        estate: &EstateToml,
+    ) -> String {
+        let mut out = self.revoke_toml(transport, Some(ca_file));
+        let path = |p: &Path| toml_string(&p.display().to_string());
+        out.push_str(&format!(
+            "\n[directory]\nurl = {}\nca_file = {}\nbind_user = {}\nreplication_timeout = {}\n",
+            toml_string(&estate.directory_url),
+            path(&estate.directory_ca),
+            toml_string(&estate.bind_user),
+            estate.replication_timeout,
+        ));
+        out.push_str(&format!(
+            "\n[f5]\ndevices = [{}]\nuser = {}\nca_file = {}\n",
+            toml_string(&estate.f5_device),
+            toml_string(&estate.f5_user),
+            path(ca_file),
+        ));
+        out
+    }
+}
+
 /// A TOML basic string (quotes and backslashes escaped).
 pub(crate) fn toml_string(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);

@@ -30,6 +30,15 @@ use revoke_winrm::soap::{
 const MAX_OPERATION_TIMEOUT: Duration = Duration::from_secs(60);
 /// What a Receive waits when the request names no OperationTimeout.
 const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(60);
+/// WinRM's MaxEnvelopeSizekb default (500 KB): the largest answer when the
+/// request names no MaxEnvelopeSize.
+const DEFAULT_MAX_ENVELOPE: usize = 512_000;
+/// Room in a ReceiveResponse for everything but the base64 of the output.
+const RECEIVE_ENVELOPE_ROOM: usize = 2048;
+/// EndlessOutput: what the line prints at a time, and how far it runs
+/// ahead of the client's Receives before it waits for them.
+const ENDLESS_CHUNK: usize = 64 * 1024;
+const ENDLESS_AHEAD: usize = 256 * 1024;
 
 /// A SOAP answer: HTTP status (200, or 500 for a fault) and the envelope.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,6 +144,8 @@ pub struct ShellService {
     iis: IisSim,
     log: CommandLog,
     quota_fault: bool,
+    /// Fault EndlessOutput: every command line prints without end.
+    endless_output: bool,
     shells: Mutex<HashMap<String, Shell>>,
 }
 
@@ -143,12 +154,19 @@ fn new_id() -> String {
 }
 
 impl ShellService {
-    pub fn new(machine: String, iis: IisSim, log: CommandLog, quota_fault: bool) -> Arc<Self> {
+    pub fn new(
+        machine: String,
+        iis: IisSim,
+        log: CommandLog,
+        quota_fault: bool,
+        endless_output: bool,
+    ) -> Arc<Self> {
         Arc::new(ShellService {
             machine,
             iis,
             log,
             quota_fault,
+            endless_output,
             shells: Mutex::new(HashMap::new()),
         })
     }
@@ -291,10 +309,14 @@ impl ShellService {
         };
         let iis = self.iis.clone();
         // The line runs on its own; Receive takes what it printed.
-        let task = tokio::spawn(async move {
-            let exit_code = iis.run_line(&line, &mut console).await;
-            console.end(exit_code);
-        });
+        let task = if self.endless_output {
+            tokio::spawn(async move { print_without_end(&line, &mut console).await })
+        } else {
+            tokio::spawn(async move {
+                let exit_code = iis.run_line(&line, &mut console).await;
+                console.end(exit_code);
+            })
+        };
         let id = new_id();
         shell.commands.insert(
             id.clone(),
@@ -327,6 +349,13 @@ impl ShellService {
             (cmd.streams.clone(), cmd.changed.clone())
         };
         let command_id = command_id.clone().unwrap_or_default();
+        // Like Windows, output that does not fit the client's
+        // MaxEnvelopeSize goes out over several Receives.
+        let budget = (req.max_envelope_size.unwrap_or(DEFAULT_MAX_ENVELOPE))
+            .saturating_sub(RECEIVE_ENVELOPE_ROOM)
+            .max(1024)
+            / 4
+            * 3;
         let wait = req
             .operation_timeout
             .unwrap_or(DEFAULT_OPERATION_TIMEOUT)
@@ -337,13 +366,15 @@ impl ShellService {
             {
                 let mut streams = streams.lock().expect("streams poisoned");
                 if streams.ready() {
-                    let stdout = std::mem::take(&mut streams.stdout);
-                    let stderr = std::mem::take(&mut streams.stderr);
+                    let stdout = take_at_most(&mut streams.stdout, budget);
+                    let stderr = take_at_most(&mut streams.stderr, budget - stdout.len());
+                    // Done only once everything it printed was handed out.
+                    let ended = streams.stdout.is_empty() && streams.stderr.is_empty();
                     return Ok(receive_body(
                         &command_id,
                         &stdout,
                         &stderr,
-                        streams.exit_code,
+                        streams.exit_code.filter(|_| ended),
                     ));
                 }
             }
@@ -391,6 +422,36 @@ impl ShellService {
             .remove(shell_id)
             .map(|_| ())
             .ok_or_else(|| WsmanFault::shell_not_found(shell_id))
+    }
+}
+
+/// The first `max` bytes of `buffer`, taken out of it.
+fn take_at_most(buffer: &mut Vec<u8>, max: usize) -> Vec<u8> {
+    if buffer.len() <= max {
+        std::mem::take(buffer)
+    } else {
+        let rest = buffer.split_off(max);
+        std::mem::replace(buffer, rest)
+    }
+}
+
+/// Fault EndlessOutput: the line is logged as started and prints forever,
+/// a chunk at a time, never far ahead of the client's Receives (so the lab
+/// holds little). It ends only when its shell or command is ended.
+async fn print_without_end(line: &str, console: &mut ShellConsole) {
+    console.started(line);
+    let chunk =
+        "All work and no play makes a server print without end.\r\n".repeat(ENDLESS_CHUNK / 57 + 1);
+    loop {
+        let behind = {
+            let streams = console.streams.lock().expect("streams poisoned");
+            streams.stdout.len()
+        };
+        if behind < ENDLESS_AHEAD {
+            console.stdout(&chunk);
+            console.flush();
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
 

@@ -10,16 +10,34 @@ use std::time::Duration;
 
 use base64::Engine;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::client::conn::http1::SendRequest;
+use hyper::header::HeaderValue;
 use hyper::{Request, Response, StatusCode, header};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::sync::Mutex;
 use tokio_rustls::TlsConnector;
 
+use zeroize::Zeroizing;
+
 use super::ntlm::{ClientContext, SessionSecurity};
-use super::{Password, WinrmError, sealing, soap};
+use super::{Password, WinrmError, sanitize, sealing, soap};
+
+/// What sealing adds around an envelope (MIME boundaries and part headers,
+/// the signature and its length): well under this.
+const SEALING_OVERHEAD: usize = 2048;
+
+/// The largest HTTP answer body the client reads: the largest envelope it
+/// asks for ([`soap::MAX_ENVELOPE_SIZE`]) and its sealing. A larger one is
+/// refused without reading further, so a server (or anyone on the path of
+/// plain HTTP) cannot make the client hold an answer without end.
+pub const MAX_RESPONSE_BODY: usize = soap::MAX_ENVELOPE_SIZE + SEALING_OVERHEAD;
+
+/// The most output (stdout and stderr together) kept for one command. The
+/// commands revoke runs print a few KiB; one that prints more than this is
+/// ended (Signal terminate) and its server fails.
+pub const MAX_COMMAND_OUTPUT: usize = 4 * 1024 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -195,6 +213,15 @@ pub struct CommandOutput {
     pub exit_code: i32,
 }
 
+/// Why a request got no usable answer, and whether it may have reached the server.
+enum SendError {
+    /// Nothing of the request was written (the connection was found closed):
+    /// sending it on a new connection is safe.
+    Unwritten(WinrmError),
+    /// The request may have been written, in part or whole.
+    Written(WinrmError),
+}
+
 struct Answer {
     status: StatusCode,
     www_authenticate: Vec<String>,
@@ -223,6 +250,7 @@ impl WinrmClient {
                 None,
                 soap::CREATE_SHELL_BODY,
                 &[("WINRS_NOPROFILE", "TRUE"), ("WINRS_CODEPAGE", "65001")],
+                None,
             )
             .await?;
         Ok(Shell {
@@ -233,12 +261,24 @@ impl WinrmClient {
     }
 
     /// Send one SOAP request and return the response envelope.
+    ///
+    /// `once` names a command that changes the server: such a request is
+    /// sent at most once, and any failure after it may have been written
+    /// becomes [`WinrmError::MayHaveRun`]. Other requests are sent once more
+    /// on a new connection when the server answered 401 on a kept-alive one
+    /// (its NTLM context expired). The HTTP status line is not sealed, so a
+    /// 401 proves nothing about whether the server acted on the request.
+    ///
+    /// After any failure other than a SOAP fault read from a trustworthy
+    /// answer, the connection is dropped with its NTLM context: its RC4
+    /// keystreams and sequence numbers may have moved.
     async fn call(
         &self,
         action: &str,
         shell_id: Option<&str>,
         body: &str,
         options: &[(&str, &str)],
+        once: Option<&str>,
     ) -> Result<String, WinrmError> {
         let message_id = format!("uuid:{}", uuid::Uuid::new_v4().as_hyphenated());
         let xml = soap::Request {
@@ -253,62 +293,92 @@ impl WinrmClient {
         .to_xml();
 
         let mut guard = self.connection.lock().await;
-        // A kept-alive connection the server has since closed, or one whose
-        // NTLM context it dropped (401), gets one fresh connection: in both
-        // cases the server did not act on the request.
-        for attempt in 0..2 {
-            let reused = guard.is_some();
-            let conn = match guard.as_mut() {
-                Some(c) if !c.sender.is_closed() => c,
-                _ => {
+        let mut resent = false;
+        let error = loop {
+            let reused = guard.as_ref().is_some_and(|c| !c.sender.is_closed());
+            if !reused {
+                *guard = None;
+                // Nothing of this request was written: errors are as they are.
+                *guard = Some(self.connect_and_authenticate().await?);
+            }
+            let conn = guard.as_mut().expect("connected above");
+            let answer = match self.send_envelope(conn, &xml).await {
+                Ok(answer) => answer,
+                Err(SendError::Unwritten(e)) => {
                     *guard = None;
-                    guard.insert(self.connect_and_authenticate().await?)
-                }
-            };
-            let answer = self.send_envelope(conn, &xml).await?;
-            match answer.status {
-                StatusCode::OK => return self.open_body(conn, &answer),
-                StatusCode::UNAUTHORIZED if reused && attempt == 0 => {
-                    *guard = None;
+                    if resent {
+                        return Err(e);
+                    }
+                    resent = true;
                     continue;
                 }
+                Err(SendError::Written(e)) => {
+                    *guard = None;
+                    break e;
+                }
+            };
+            match answer.status {
+                StatusCode::OK => match self.open_body(conn, &answer) {
+                    Ok(text) => return Ok(text),
+                    Err(e) => {
+                        *guard = None;
+                        break e;
+                    }
+                },
                 StatusCode::UNAUTHORIZED => {
                     *guard = None;
-                    return Err(WinrmError::AuthRejected(self.settings().user.clone()));
+                    if once.is_some() {
+                        // Not the server's word: the status line is not sealed.
+                        break WinrmError::Http {
+                            status: 401,
+                            detail: String::new(),
+                        };
+                    }
+                    if reused && !resent {
+                        resent = true;
+                        continue;
+                    }
+                    break WinrmError::AuthRejected(self.settings().user.clone());
                 }
                 status => {
-                    let text = self.open_body(conn, &answer).unwrap_or_default();
-                    if let Some(fault) = soap::parse_fault(&text) {
+                    let opened = self.open_body(conn, &answer);
+                    if let Some(fault) = opened.as_deref().ok().and_then(soap::parse_fault) {
+                        // The service's own (sealed or TLS-protected) refusal:
+                        // it did not act, and the connection is in step.
                         return Err(fault);
                     }
                     *guard = None;
-                    return Err(WinrmError::Http {
+                    let detail = opened.unwrap_or_default();
+                    break WinrmError::Http {
                         status: status.as_u16(),
-                        detail: text
-                            .chars()
-                            .take(200)
-                            .collect::<String>()
-                            .trim()
-                            .to_string(),
-                    });
+                        detail: sanitize(&detail.chars().take(200).collect::<String>()),
+                    };
                 }
             }
-        }
-        Err(WinrmError::AuthRejected(self.settings().user.clone()))
+        };
+        Err(match once {
+            Some(command) => may_have_run(command, error),
+            None => error,
+        })
     }
 
-    /// The plain-text envelope of a response (unsealed when sealed).
+    /// The plain-text envelope of a response (unsealed when sealed). On a
+    /// sealed session every answer must be sealed, empty ones included: an
+    /// unsealed one could come from anyone on the path.
     fn open_body(&self, conn: &mut Connection, answer: &Answer) -> Result<String, WinrmError> {
-        let bytes = if sealing::is_sealed(&answer.content_type) {
-            let security = conn.sealing.as_mut().ok_or_else(|| {
-                WinrmError::Protocol("sealed response on a connection without NTLM".into())
-            })?;
+        let bytes = if let Some(security) = conn.sealing.as_mut() {
+            if !sealing::is_sealed(&answer.content_type) {
+                return Err(WinrmError::Protocol(format!(
+                    "the server answered HTTP {} without sealing on a sealed session \
+                     (anyone on the network path can forge such an answer)",
+                    answer.status.as_u16()
+                )));
+            }
             sealing::unseal_body(security, &answer.body)
                 .map_err(|e| WinrmError::Protocol(format!("cannot unseal the response: {e}")))?
-        } else if conn.sealing.is_some() && !answer.body.is_empty() {
-            // Sealing was negotiated: an unsealed answer could have been forged.
+        } else if sealing::is_sealed(&answer.content_type) {
             return Err(WinrmError::Protocol(
-                "the server answered in clear text on a sealed session".into(),
+                "sealed response on a connection without NTLM".into(),
             ));
         } else {
             answer.body.to_vec()
@@ -316,7 +386,9 @@ impl WinrmClient {
         String::from_utf8(bytes).map_err(|_| WinrmError::Protocol("response is not UTF-8".into()))
     }
 
-    async fn send_envelope(&self, conn: &mut Connection, xml: &str) -> Result<Answer, WinrmError> {
+    async fn send_envelope(&self, conn: &mut Connection, xml: &str) -> Result<Answer, SendError> {
+        // Before sealing: a closed connection costs no keystream.
+        self.ready(conn).await.map_err(SendError::Unwritten)?;
         let mut builder = self.request_builder();
         let body = if let Some(security) = conn.sealing.as_mut() {
             builder = builder.header(header::CONTENT_TYPE, sealing::SEALED_CONTENT_TYPE);
@@ -326,11 +398,14 @@ impl WinrmClient {
             xml.as_bytes().to_vec()
         };
         if self.settings().auth == Auth::Basic {
-            builder = builder.header(header::AUTHORIZATION, self.basic_authorization());
+            builder = builder.header(
+                header::AUTHORIZATION,
+                self.basic_authorization().map_err(SendError::Unwritten)?,
+            );
         }
         let request = builder
             .body(Full::new(Bytes::from(body)))
-            .map_err(|e| WinrmError::Protocol(e.to_string()))?;
+            .map_err(|e| SendError::Unwritten(WinrmError::Protocol(e.to_string())))?;
         self.exchange(conn, request).await
     }
 
@@ -343,35 +418,60 @@ impl WinrmClient {
             )
     }
 
-    fn basic_authorization(&self) -> String {
-        let pair = format!(
-            "{}:{}",
-            self.settings().user,
-            self.connector.password.expose()
-        );
-        format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(pair)
-        )
+    /// `Basic base64(user:password)`, built in buffers that are wiped when
+    /// dropped and marked sensitive (hyper keeps it out of its debug output
+    /// and HPACK tables). The copy inside the `HeaderValue` itself cannot be
+    /// wiped; it lives until the request is written.
+    fn basic_authorization(&self) -> Result<HeaderValue, WinrmError> {
+        let user = &self.settings().user;
+        let password = self.connector.password.expose();
+        let mut pair = Zeroizing::new(String::with_capacity(user.len() + 1 + password.len()));
+        pair.push_str(user);
+        pair.push(':');
+        pair.push_str(password);
+        let mut value = Zeroizing::new(String::with_capacity(6 + pair.len().div_ceil(3) * 4));
+        value.push_str("Basic ");
+        base64::engine::general_purpose::STANDARD.encode_string(pair.as_bytes(), &mut value);
+        let mut header = HeaderValue::from_str(&value).map_err(|_| {
+            WinrmError::Settings("the user name cannot be sent in an HTTP header".into())
+        })?;
+        header.set_sensitive(true);
+        Ok(header)
     }
 
-    /// Send a request and read the whole answer, within the request timeout.
+    /// Waits until the connection can take a request; fails (nothing
+    /// written) when the server has closed it.
+    async fn ready(&self, conn: &mut Connection) -> Result<(), WinrmError> {
+        let timeout = self.request_timeout();
+        tokio::time::timeout(timeout, conn.sender.ready())
+            .await
+            .map_err(|_| WinrmError::NoAnswer(timeout.as_secs()))?
+            .map_err(|e| WinrmError::ConnectionLost(e.to_string()))
+    }
+
+    /// Send a request and read the whole answer, within the request timeout
+    /// and at most [`MAX_RESPONSE_BODY`] bytes of it.
     async fn exchange(
         &self,
         conn: &mut Connection,
         request: Request<Full<Bytes>>,
-    ) -> Result<Answer, WinrmError> {
+    ) -> Result<Answer, SendError> {
         let timeout = self.request_timeout();
         let work = async {
-            conn.sender
-                .ready()
-                .await
-                .map_err(|e| WinrmError::ConnectionLost(e.to_string()))?;
             let response: Response<hyper::body::Incoming> = conn
                 .sender
-                .send_request(request)
+                .try_send_request(request)
                 .await
-                .map_err(|e| WinrmError::ConnectionLost(describe_hyper(&e)))?;
+                .map_err(|mut e| {
+                    // hyper hands the request back when none of it was written.
+                    let unwritten = e.take_message().is_some();
+                    let error = WinrmError::ConnectionLost(describe_hyper(e.error()));
+                    if unwritten {
+                        SendError::Unwritten(error)
+                    } else {
+                        SendError::Written(error)
+                    }
+                })?;
             let status = response.status();
             let www_authenticate = response
                 .headers()
@@ -385,11 +485,27 @@ impl WinrmClient {
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or_default()
                 .to_string();
-            let body = response
-                .into_body()
+            let too_large = WinrmError::ResponseTooLarge {
+                limit: MAX_RESPONSE_BODY,
+            };
+            let declared = response
+                .headers()
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok());
+            if declared.is_some_and(|n| n > MAX_RESPONSE_BODY as u64) {
+                return Err(SendError::Written(too_large));
+            }
+            let body = Limited::new(response.into_body(), MAX_RESPONSE_BODY)
                 .collect()
                 .await
-                .map_err(|e| WinrmError::ConnectionLost(describe_hyper(&e)))?
+                .map_err(|e| {
+                    SendError::Written(if e.downcast_ref::<LengthLimitError>().is_some() {
+                        too_large
+                    } else {
+                        WinrmError::ConnectionLost(describe_hyper(e.as_ref()))
+                    })
+                })?
                 .to_bytes();
             Ok(Answer {
                 status,
@@ -400,7 +516,7 @@ impl WinrmClient {
         };
         tokio::time::timeout(timeout, work)
             .await
-            .map_err(|_| WinrmError::NoAnswer(timeout.as_secs()))?
+            .map_err(|_| SendError::Written(WinrmError::NoAnswer(timeout.as_secs())))?
     }
 
     async fn connect_and_authenticate(&self) -> Result<Connection, WinrmError> {
@@ -485,7 +601,14 @@ impl WinrmClient {
     /// AUTHENTICATE message (this is what pywinrm does too).
     async fn negotiate(&self, conn: &mut Connection) -> Result<(), WinrmError> {
         let (user, domain) = self.settings().ntlm_identity();
-        let mut ntlm = ClientContext::new(user, domain, self.connector.password.expose());
+        // MsvAvTargetName, as Windows' SSPI and pyspnego send it: the SPN
+        // the client means to authenticate to.
+        let mut ntlm = ClientContext::new(user, domain, self.connector.password.expose())
+            .with_target_name(&format!("HTTP/{}", self.host));
+        let seal = self.settings().scheme == Scheme::Http;
+        if seal {
+            ntlm.require_sealing();
+        }
         let engine = &base64::engine::general_purpose::STANDARD;
 
         let first = self
@@ -515,7 +638,7 @@ impl WinrmClient {
                 } else {
                     WinrmError::Protocol(format!(
                         "the server does not offer Negotiate (it offers: {})",
-                        first.www_authenticate.join(", ")
+                        sanitize(&first.www_authenticate.join(", "))
                     ))
                 }
             })?;
@@ -532,7 +655,7 @@ impl WinrmClient {
             .await?;
         match second.status {
             StatusCode::OK => {
-                if self.settings().scheme == Scheme::Http {
+                if seal {
                     conn.sealing = Some(security);
                 }
                 Ok(())
@@ -550,13 +673,30 @@ impl WinrmClient {
         conn: &mut Connection,
         authorization: String,
     ) -> Result<Answer, WinrmError> {
+        let mut authorization = HeaderValue::from_str(&authorization)
+            .map_err(|e| WinrmError::Protocol(e.to_string()))?;
+        authorization.set_sensitive(true);
         let request = self
             .request_builder()
             .header(header::AUTHORIZATION, authorization)
             .header(header::CONTENT_LENGTH, "0")
             .body(Full::new(Bytes::new()))
             .map_err(|e| WinrmError::Protocol(e.to_string()))?;
-        self.exchange(conn, request).await
+        self.ready(conn).await?;
+        self.exchange(conn, request)
+            .await
+            .map_err(|(SendError::Unwritten(e) | SendError::Written(e))| e)
+    }
+}
+
+/// A failure after a command that changes the server may have been sent.
+fn may_have_run(command: &str, error: WinrmError) -> WinrmError {
+    match error {
+        WinrmError::MayHaveRun { .. } => error,
+        error => WinrmError::MayHaveRun {
+            command: command.to_string(),
+            reason: error.to_string(),
+        },
     }
 }
 
@@ -580,24 +720,61 @@ pub struct Shell<'c> {
 }
 
 impl Shell<'_> {
-    /// Run one command to completion and collect its output.
+    /// Run one read-only command to completion and collect its output.
     pub async fn run(&self, program: &str, args: &[String]) -> Result<CommandOutput, WinrmError> {
         self.run_observed(program, args, |_, _| {}).await
     }
 
-    /// Run one command to completion and collect its output; `progress` is
-    /// told the command's stdout and stderr so far whenever a Receive brought
-    /// more (a server answers a Receive as soon as the command printed
-    /// something, MS-WSMV 3.1.4.14), so a caller can act on the output of a
-    /// long command line before it ends.
+    /// Run one read-only command to completion and collect its output;
+    /// `progress` is told the command's stdout and stderr so far whenever a
+    /// Receive brought more (a server answers a Receive as soon as the
+    /// command printed something, MS-WSMV 3.1.4.14), so a caller can act on
+    /// the output of a long command line before it ends.
+    ///
+    /// A read-only command may be sent again on a new connection when the
+    /// server answers 401 on a kept-alive one; use [`Self::run_mutating`]
+    /// for a command that changes the server.
     pub async fn run_observed(
         &self,
         program: &str,
         args: &[String],
+        progress: impl FnMut(&str, &str),
+    ) -> Result<CommandOutput, WinrmError> {
+        self.execute(program, args, None, progress).await
+    }
+
+    /// [`Self::run_observed`] for a command that changes the server
+    /// (`appcmd recycle`, `iisreset`): it is sent at most once. Once it may
+    /// have reached the server, any failure (no answer, a 401, an answer
+    /// that cannot be unsealed, too much output) is
+    /// [`WinrmError::MayHaveRun`]: whether it ran is unknown, and resending
+    /// it could run it twice.
+    ///
+    /// `what` names the command in that error ("the recycle line").
+    pub async fn run_mutating(
+        &self,
+        what: &str,
+        program: &str,
+        args: &[String],
+        progress: impl FnMut(&str, &str),
+    ) -> Result<CommandOutput, WinrmError> {
+        self.execute(program, args, Some(what), progress).await
+    }
+
+    async fn execute(
+        &self,
+        program: &str,
+        args: &[String],
+        once: Option<&str>,
         mut progress: impl FnMut(&str, &str),
     ) -> Result<CommandOutput, WinrmError> {
         self.release_previous().await;
         let client = self.client;
+        // Past the Command, a failure of a mutating command means it may have run.
+        let failed = |e: WinrmError| match once {
+            Some(command) => may_have_run(command, e),
+            None => e,
+        };
         let xml = client
             .call(
                 soap::ACTION_COMMAND,
@@ -607,9 +784,10 @@ impl Shell<'_> {
                     ("WINRS_CONSOLEMODE_STDIN", "TRUE"),
                     ("WINRS_SKIP_CMD_SHELL", "FALSE"),
                 ],
+                once,
             )
             .await?;
-        let command_id = soap::parse_command_id(&xml)?;
+        let command_id = soap::parse_command_id(&xml).map_err(failed)?;
         let mut stdout = Vec::new();
         let mut stderr = Vec::new();
         let exit_code = loop {
@@ -619,20 +797,37 @@ impl Shell<'_> {
                     Some(&self.id),
                     &soap::receive_body(&command_id),
                     &[("WSMAN_CMDSHELL_OPTION_KEEPALIVE", "TRUE")],
+                    // A lost Receive answer loses output: not resent either.
+                    once,
                 )
                 .await
             {
-                Ok(xml) => soap::parse_receive(&xml)?,
+                Ok(xml) => soap::parse_receive(&xml).map_err(failed)?,
                 // Still running after OperationTimeout: ask again.
                 Err(WinrmError::Fault {
                     wsman_code: Some(soap::FAULT_CODE_OPERATION_TIMEOUT),
                     ..
                 }) => continue,
-                Err(e) => return Err(e),
+                Err(e) => return Err(failed(e)),
             };
             if !received.stdout.is_empty() || !received.stderr.is_empty() {
                 stdout.extend(received.stdout);
                 stderr.extend(received.stderr);
+                if stdout.len() + stderr.len() > MAX_COMMAND_OUTPUT {
+                    // Ask the server to end it; the answer changes nothing.
+                    let _ = client
+                        .call(
+                            soap::ACTION_SIGNAL,
+                            Some(&self.id),
+                            &soap::signal_body(&command_id),
+                            &[],
+                            None,
+                        )
+                        .await;
+                    return Err(failed(WinrmError::OutputTooLarge {
+                        limit: MAX_COMMAND_OUTPUT,
+                    }));
+                }
                 progress(
                     &String::from_utf8_lossy(&stdout),
                     &String::from_utf8_lossy(&stderr),
@@ -671,6 +866,7 @@ impl Shell<'_> {
                     Some(&self.id),
                     &soap::signal_body(&command_id),
                     &[],
+                    None,
                 )
                 .await;
         }
@@ -679,7 +875,7 @@ impl Shell<'_> {
     /// Delete the shell (and with it the last command, see `release_previous`).
     pub async fn close(self) -> Result<(), WinrmError> {
         self.client
-            .call(soap::ACTION_DELETE, Some(&self.id), "", &[])
+            .call(soap::ACTION_DELETE, Some(&self.id), "", &[], None)
             .await
             .map(|_| ())
     }

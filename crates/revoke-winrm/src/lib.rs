@@ -27,7 +27,10 @@ pub mod sealing;
 pub mod soap;
 pub mod tls;
 
-pub use client::{Auth, ClientSettings, CommandOutput, Connector, Scheme, Shell, WinrmClient};
-pub use error::WinrmError;
+pub use client::{
+    Auth, ClientSettings, CommandOutput, Connector, MAX_COMMAND_OUTPUT, MAX_RESPONSE_BODY, Scheme,
+    Shell, WinrmClient,
+};
+pub use error::{WinrmError, sanitize};
 
 pub use password::Password;

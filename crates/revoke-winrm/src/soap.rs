@@ -26,6 +26,10 @@ pub const COMMAND_STATE_RUNNING: &str =
 pub const SIGNAL_TERMINATE: &str =
     "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/signal/terminate";
 
+/// The largest response envelope the client accepts, in bytes: sent as
+/// `w:MaxEnvelopeSize` in every request (what pywinrm asks for too).
+pub const MAX_ENVELOPE_SIZE: usize = 153_600;
+
 /// WSManFault code of `w:TimeoutFault`: a Receive whose command is still running.
 pub const FAULT_CODE_OPERATION_TIMEOUT: u32 = 2150858793;
 
@@ -92,7 +96,7 @@ impl Request<'_> {
              <s:Header>\
              <a:To>{to}</a:To>\
              <a:ReplyTo><a:Address s:mustUnderstand=\"true\">{ANONYMOUS}</a:Address></a:ReplyTo>\
-             <w:MaxEnvelopeSize s:mustUnderstand=\"true\">153600</w:MaxEnvelopeSize>\
+             <w:MaxEnvelopeSize s:mustUnderstand=\"true\">{MAX_ENVELOPE_SIZE}</w:MaxEnvelopeSize>\
              <a:MessageID>{id}</a:MessageID>\
              <w:Locale xml:lang=\"en-US\" s:mustUnderstand=\"false\"/>\
              <p:DataLocale xml:lang=\"en-US\" s:mustUnderstand=\"false\"/>\
@@ -191,9 +195,10 @@ pub fn parse_fault(xml: &str) -> Option<WinrmError> {
                 .map(String::from)
         })
         .unwrap_or_default();
+    // The server's words end up on a terminal.
     Some(WinrmError::Fault {
-        subcode,
-        reason: reason.split_whitespace().collect::<Vec<_>>().join(" "),
+        subcode: crate::sanitize(&subcode),
+        reason: crate::sanitize(&reason),
         wsman_code: wsman
             .and_then(|w| w.attribute("Code"))
             .and_then(|c| c.parse().ok()),
@@ -313,6 +318,25 @@ mod tests {
             }
         );
         assert!(parse_fault("<x/>").is_none());
+    }
+
+    #[test]
+    fn fault_text_loses_terminal_control_characters() {
+        let xml = format!(
+            "<s:Envelope xmlns:s=\"{NS_SOAP}\"><s:Body><s:Fault>\
+             <s:Code><s:Value>s:Receiver</s:Value><s:Subcode><s:Value>w:Bad&#x9b;31m</s:Value></s:Subcode></s:Code>\
+             <s:Reason><s:Text>Access&#x9b;2J&#xd;&#x85;denied</s:Text></s:Reason>\
+             </s:Fault></s:Body></s:Envelope>"
+        );
+        let WinrmError::Fault {
+            subcode, reason, ..
+        } = parse_fault(&xml).expect("a fault")
+        else {
+            panic!("not a fault");
+        };
+        // XML 1.0 has no ESC or BEL, but C1 controls (CSI) and CR pass.
+        assert_eq!(subcode, "w:Bad 31m");
+        assert_eq!(reason, "Access 2J denied");
     }
 
     #[test]

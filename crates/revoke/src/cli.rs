@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use revoke_core::directory::convergence::DirectWrite;
 use revoke_core::plan::Method;
 use revoke_winrm::{Auth, Scheme};
 
@@ -35,6 +36,14 @@ pub enum Command {
     Servers(ServersArgs),
     /// Recycle the Exchange application pools (or iisreset) on every server.
     Flush(FlushArgs),
+    /// Enable accounts revoke disabled (undo a mistaken disable): the same checks, journal and wait for every DC; no flush.
+    Enable(EnableArgs),
+    /// What revoke did, from the journal: one line per run, or one run in full (revoke history RUN_ID).
+    History(HistoryArgs),
+    /// Finish what a run left open (servers not flushed, DCs not confirmed, BIG-IPs not clean); never changes an account again.
+    Retry(RetryArgs),
+    /// Check, changing nothing, everything a run needs: the config, the passwords, each DC, each Exchange server, each BIG-IP.
+    Doctor(DoctorArgs),
     /// Print the shell completion script (e.g. `revoke completions bash > /etc/bash_completion.d/revoke`).
     Completions {
         /// The shell to complete in.
@@ -73,7 +82,7 @@ pub struct DirectoryArgs {
     /// CA certificate(s) in PEM that sign the domain controllers' certificates.
     #[arg(long, value_name = "FILE")]
     pub directory_ca_file: Option<PathBuf>,
-    /// The operator's account for the LDAP bind (UPN) [default: [directory] bind_user].
+    /// The account for the LDAP bind (UPN; password: $REVOKE_DIRECTORY_PASSWORD) [default: [directory] bind_user].
     #[arg(long, value_name = "UPN")]
     pub bind_user: Option<String>,
 }
@@ -89,9 +98,18 @@ pub struct ChangeArgs {
     /// Do not wait until every domain controller has the change before flushing.
     #[arg(long)]
     pub no_wait_replication: bool,
+    /// A writable DC that lags or refuses forced replication: auto writes the change there directly, never only waits [default: [directory] direct_write, else auto].
+    #[arg(long, value_name = "POLICY", value_parser = direct_write())]
+    pub direct_write: Option<DirectWrite>,
     /// Allow accounts with adminCount=1 or in privileged groups.
     #[arg(long)]
     pub allow_privileged: bool,
+    /// The change request this run belongs to (e.g. INC123): in the report, the journal and, with [directory] stamp, the account's info [required with [policy] require_ticket].
+    #[arg(long, value_name = "ID")]
+    pub ticket: Option<String>,
+    /// Why, in a few words: in the report, the journal and, with [directory] stamp, the account's info.
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
     /// Do not ask for confirmation (needed when there is no terminal to ask on).
     #[arg(long, short)]
     pub yes: bool,
@@ -103,6 +121,8 @@ pub struct RevocationArgs {
     #[command(flatten)]
     pub change: ChangeArgs,
     #[command(flatten)]
+    pub journal: JournalArgs,
+    #[command(flatten)]
     pub flush: FlushOptions,
     #[command(flatten)]
     pub winrm: WinrmArgs,
@@ -113,29 +133,38 @@ pub struct RevocationArgs {
 #[derive(Debug, Args)]
 pub struct DisableArgs {
     /// The accounts: sAMAccountName, DOMAIN\name, UPN, mail address or DN.
-    #[arg(required = true, value_name = "USER")]
+    #[arg(required_unless_present = "from_file", value_name = "USER")]
     pub users: Vec<String>,
+    /// Also the accounts in this file, one per line (# comments and blank lines ignored; - for stdin).
+    #[arg(long, value_name = "FILE")]
+    pub from_file: Option<PathBuf>,
     #[command(flatten)]
     pub revocation: RevocationArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct ResetArgs {
-    /// The account: sAMAccountName, DOMAIN\name, UPN, mail address or DN.
-    #[arg(value_name = "USER")]
-    pub account: String,
+    /// The accounts: sAMAccountName, DOMAIN\name, UPN, mail address or DN.
+    #[arg(required_unless_present = "from_file", value_name = "USER")]
+    pub users: Vec<String>,
+    /// Also the accounts in this file, one per line (# comments and blank lines ignored; - for stdin).
+    #[arg(long, value_name = "FILE")]
+    pub from_file: Option<PathBuf>,
     /// Generate the new password (the default): 28 characters from the OS's CSPRNG.
     #[arg(long, conflicts_with = "new_password_stdin")]
     pub generate: bool,
-    /// Read the new password from stdin (after the operator's, if --password-stdin is given too).
+    /// Read the new password from stdin (the line after the accounts' passwords, if --password-stdin is given too). One account only.
     #[arg(long)]
     pub new_password_stdin: bool,
     /// The user must change the password at next logon (pwdLastSet = 0).
     #[arg(long)]
     pub must_change: bool,
-    /// Write the new password to this file (created, mode 0600; must not exist).
-    #[arg(long, value_name = "FILE")]
+    /// Write the new password to this file (created, mode 0600; must not exist). One account only.
+    #[arg(long, value_name = "FILE", conflicts_with = "password_dir")]
     pub password_file: Option<PathBuf>,
+    /// Write each account's new password to DIR/<sAMAccountName> (created, mode 0600; must not exist). DIR must be private (0700) or is created so.
+    #[arg(long, value_name = "DIR")]
+    pub password_dir: Option<PathBuf>,
     #[command(flatten)]
     pub revocation: RevocationArgs,
 }
@@ -156,11 +185,94 @@ pub struct ServersArgs {
 #[derive(Debug, Args)]
 pub struct FlushArgs {
     #[command(flatten)]
+    pub journal: JournalArgs,
+    #[command(flatten)]
     pub flush: FlushOptions,
     #[command(flatten)]
     pub winrm: WinrmArgs,
     #[command(flatten)]
     pub run: RunArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    #[command(flatten)]
+    pub directory: DirectoryArgs,
+    #[command(flatten)]
+    pub winrm: WinrmArgs,
+    /// Config file [default: $REVOKE_CONFIG, else <config dir>/revoke/revoke.toml].
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Read the passwords from stdin, one line per distinct account, as for disable (see `revoke disable --help`).
+    #[arg(long)]
+    pub password_stdin: bool,
+    /// human: a table of the checks and their fixes; json: the same as a JSON document (docs/operations.md).
+    #[arg(long, value_enum, default_value = "human")]
+    pub output: OutputFormat,
+}
+
+/// Where a run that changes something is recorded (docs/journal.md).
+#[derive(Debug, Args, Default)]
+pub struct JournalArgs {
+    /// The journal file (JSON lines, created 0600) [default: [journal] path, else <state dir>/revoke/journal.jsonl].
+    #[arg(long, value_name = "FILE")]
+    pub journal: Option<PathBuf>,
+    /// Do not journal this run (the report says so): a run killed midway then leaves no record, and `enable` cannot tell which accounts revoke disabled.
+    #[arg(long, conflicts_with = "journal")]
+    pub no_journal: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct EnableArgs {
+    /// The accounts: sAMAccountName, DOMAIN\name, UPN, mail address or DN.
+    #[arg(required = true, value_name = "USER")]
+    pub users: Vec<String>,
+    /// Enable an account although neither the journal nor revoke's stamp in its info shows revoke disabled it.
+    #[arg(long)]
+    pub force: bool,
+    /// Resolve, check and look, change nothing: show what would be enabled where.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub change: ChangeArgs,
+    #[command(flatten)]
+    pub journal: JournalArgs,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// One run in full: what was done and what not.
+    #[arg(value_name = "RUN_ID")]
+    pub run_id: Option<String>,
+    /// Only the last N runs [default: 20].
+    #[arg(long, value_name = "N")]
+    pub last: Option<usize>,
+    /// Only runs that changed this account (sAMAccountName, UPN, DN, or as typed).
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
+    /// human: lines of text; json: the runs' records folded per run.
+    #[arg(long, value_enum, default_value = "human")]
+    pub output: OutputFormat,
+    /// The journal file [default: [journal] path, else <state dir>/revoke/journal.jsonl].
+    #[arg(long, value_name = "FILE")]
+    pub journal: Option<PathBuf>,
+    /// Config file, for its [journal] path [default: $REVOKE_CONFIG, else <config dir>/revoke/revoke.toml].
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RetryArgs {
+    /// The run to finish, from the journal (revoke history lists them).
+    #[arg(value_name = "RUN_ID", required_unless_present = "report")]
+    pub run_id: Option<String>,
+    /// Take the run from its JSON report (docs/report.md) instead of the journal.
+    #[arg(long, value_name = "FILE", conflicts_with = "run_id")]
+    pub report: Option<PathBuf>,
+    #[command(flatten)]
+    pub revocation: RevocationArgs,
 }
 
 /// What a flush does, and where (override `[flush]` and `servers`).
@@ -195,7 +307,7 @@ pub struct FlushOptions {
 /// How to reach the Exchange servers (override `[winrm]`).
 #[derive(Debug, Args, Default)]
 pub struct WinrmArgs {
-    /// WinRM user (DOMAIN\user or user@domain) [default: [winrm] user].
+    /// WinRM user (DOMAIN\user or user@domain; password: $REVOKE_WINRM_PASSWORD) [default: [winrm] user].
     #[arg(long, value_name = "USER")]
     pub user: Option<String>,
     /// http (Windows' default listener, every message sealed) or https [default: [winrm] scheme, else http].
@@ -218,9 +330,16 @@ pub struct RunArgs {
     /// Config file [default: $REVOKE_CONFIG, else <config dir>/revoke/revoke.toml].
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Read the operator's password (the LDAP bind, WinRM, and the BIG-IPs unless
-    /// $REVOKE_F5_PASSWORD gives theirs) from the first line of stdin [else
-    /// $REVOKE_PASSWORD, else a prompt on the terminal].
+    /// Read the passwords from stdin, one line per distinct account, in this
+    /// order: [directory] bind_user, [winrm] user, [f5] user [else
+    /// $REVOKE_PASSWORD, else a prompt per account on the terminal].
+    ///
+    /// Only the accounts the command logs on as take a line, and an account
+    /// whose own variable is set ($REVOKE_DIRECTORY_PASSWORD,
+    /// $REVOKE_WINRM_PASSWORD, $REVOKE_F5_PASSWORD) takes none. The same name
+    /// in two places (compared ignoring case, as written: DOMAIN\user and a
+    /// UPN are two names) is one account and one line. `reset
+    /// --new-password-stdin` reads the line after these.
     #[arg(long)]
     pub password_stdin: bool,
     /// human: progress on stderr and a table on stdout; json: the report (docs/report.md) on stdout.
@@ -262,6 +381,10 @@ fn named_hiding<T: Copy + Send + Sync + 'static>(
 
 fn method() -> impl TypedValueParser<Value = Method> {
     named(&Method::ALL, Method::name)
+}
+
+fn direct_write() -> impl TypedValueParser<Value = DirectWrite> {
+    named(&DirectWrite::ALL, DirectWrite::name)
 }
 
 fn scheme() -> impl TypedValueParser<Value = Scheme> {
@@ -321,6 +444,11 @@ pub struct LabArgs {
     /// PEM file of the CA that signed the directory's certificates.
     #[arg(long, value_name = "FILE", requires = "directory")]
     pub directory_ca: Option<PathBuf>,
+    /// The whole estate: an embedded AD (two DCs, sample users), the servers' client front ends
+    /// against it and a lab BIG-IP; writes a complete revoke.toml (--write-config, default
+    /// lab/revoke.toml) and prints the users and passwords to try.
+    #[arg(long, conflicts_with_all = ["directory", "directory_ca"])]
+    pub embedded_directory: bool,
 }
 
 #[cfg(feature = "lab")]

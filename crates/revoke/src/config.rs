@@ -7,12 +7,15 @@ use std::time::Duration;
 use serde::Deserialize;
 use thiserror::Error;
 
-use crate::cli::{DirectoryArgs, FlushOptions, RevocationArgs, WinrmArgs};
+use crate::cli::{ChangeArgs, DirectoryArgs, FlushOptions, RevocationArgs, WinrmArgs};
+use crate::journal::JournalChoice;
 use revoke_core::directory::change::Change;
+use revoke_core::directory::convergence::DirectWrite;
 use revoke_core::directory::{DirectoryError, DirectorySettings};
 use revoke_core::f5::{self, F5Device, F5Settings};
 use revoke_core::iis::{ExchangeVersion, PoolName};
 use revoke_core::plan::{FlushPlan, Method, PoolSelection, Target};
+use revoke_core::residual::KerberosPolicy;
 use revoke_core::revocation::RevocationPlan;
 use revoke_winrm::{Auth, ClientSettings, Scheme};
 
@@ -46,6 +49,145 @@ pub struct ConfigFile {
     pub directory: DirectorySection,
     /// F5 BIG-IP APM devices whose sessions `disable` / `reset` kill.
     pub f5: Option<F5Section>,
+    /// The domain's Kerberos policy, when it is not Windows' default: the
+    /// report's `residual` times come from it.
+    pub kerberos_policy: Option<KerberosPolicySection>,
+    /// Rules for every change (`[policy] require_ticket`).
+    #[serde(default)]
+    pub policy: PolicySection,
+    /// Where runs are journaled (docs/journal.md).
+    #[serde(default)]
+    pub journal: JournalSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JournalSection {
+    /// The journal file [default: <state dir>/revoke/journal.jsonl].
+    pub path: Option<PathBuf>,
+}
+
+/// `--no-journal`, else `--journal FILE`, else `[journal] path` (relative
+/// to the config file), else the user's state directory.
+pub fn journal_choice(
+    flag: Option<&Path>,
+    no_journal: bool,
+    loaded: &Loaded,
+) -> Result<JournalChoice, ConfigError> {
+    if no_journal {
+        return Ok(JournalChoice::Off);
+    }
+    flag.map(Path::to_path_buf)
+        .or_else(|| {
+            loaded
+                .file
+                .journal
+                .path
+                .as_ref()
+                .map(|p| relative_to(&loaded.dir, p))
+        })
+        .or_else(crate::journal::default_path)
+        .map(JournalChoice::At)
+        .ok_or_else(|| {
+            invalid(
+                "no place for the journal: this system has no user state directory; give \
+                 --journal FILE or set path in the [journal] section of the config file",
+            )
+        })
+}
+
+/// An `enable` run: the directory only, nothing is flushed (its flush plan
+/// has no servers and is never run).
+pub fn enable_plan(
+    users: Vec<String>,
+    change_args: &ChangeArgs,
+    dry_run: bool,
+    loaded: &Loaded,
+) -> Result<RevocationPlan, ConfigError> {
+    // `--ticket` / `--reason` / `[directory] stamp` as for disable and reset.
+    let labels = labels(change_args, loaded)?;
+    let directory = build_required_directory(
+        &change_args.directory,
+        loaded,
+        "no directory to enable the account in",
+    );
+    let replication_timeout = match change_args.no_wait_replication {
+        true => Ok(None),
+        false => replication_timeout(change_args.replication_timeout, loaded).map(Some),
+    };
+    let direct_write = direct_write(change_args.direct_write, loaded);
+    match (directory, replication_timeout, direct_write) {
+        (Ok(directory), Ok(replication_timeout), Ok(direct_write)) => Ok(RevocationPlan {
+            change: Change::Enable,
+            users,
+            directory,
+            replication_timeout,
+            direct_write,
+            allow_privileged: change_args.allow_privileged,
+            flush: FlushPlan {
+                targets: Vec::new(),
+                default_port: Scheme::Http.default_port(),
+                method: Method::Recycle,
+                pools: PoolSelection::ExchangeDefaults,
+                parallel: 1,
+                timeout: Duration::from_secs(DEFAULT_TIMEOUT_SECS),
+                max_unavailable: 1,
+                retries: 0,
+                drain_timeout: Duration::from_secs(DEFAULT_DRAIN_TIMEOUT_SECS),
+                dry_run,
+                connection: ClientSettings {
+                    scheme: Scheme::Http,
+                    auth: Auth::Negotiate,
+                    user: String::new(),
+                    ca_file: None,
+                    accept_invalid_certs: false,
+                    connect_timeout: Duration::from_secs(DEFAULT_CONNECT_TIMEOUT_SECS),
+                    operation_timeout: Duration::from_secs(DEFAULT_OPERATION_TIMEOUT_SECS),
+                },
+            },
+            f5: None,
+            ticket: labels.ticket,
+            reason: labels.reason,
+            stamp: labels.stamp,
+            enable_guard: None,
+        }),
+        (directory, replication_timeout, direct_write) => Err(loaded.explain(all_of(
+            [
+                directory.err(),
+                replication_timeout.err(),
+                direct_write.err(),
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
+        ))),
+    }
+}
+
+/// The Default Domain Policy's Kerberos Policy, copied by the operator:
+/// LDAP cannot read it (docs/windows-behaviour.md §8.10).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KerberosPolicySection {
+    /// "Maximum lifetime for service ticket" (MaxServiceAge), minutes.
+    pub max_service_ticket_minutes: Option<u64>,
+    /// "Maximum lifetime for user ticket" (MaxTicketAge), hours.
+    pub max_user_ticket_hours: Option<u64>,
+    /// "Maximum lifetime for user ticket renewal" (MaxRenewAge), days.
+    pub max_user_ticket_renewal_days: Option<u64>,
+}
+
+/// `[kerberos_policy]`, or Windows' defaults without it (the report says which).
+pub fn kerberos_policy(loaded: &Loaded) -> Result<KerberosPolicy, ConfigError> {
+    match &loaded.file.kerberos_policy {
+        None => Ok(KerberosPolicy::default()),
+        Some(section) => KerberosPolicy::configured(
+            section.max_service_ticket_minutes,
+            section.max_user_ticket_hours,
+            section.max_user_ticket_renewal_days,
+        )
+        .map_err(invalid),
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -73,10 +215,91 @@ pub struct DirectorySection {
     pub insecure_plain_ldap: Option<bool>,
     /// Writable DCs to check after a change (host names) [default: from AD].
     pub domain_controllers: Option<Vec<String>>,
+    /// The Global Catalog of a multi-domain forest: ldaps://HOST[:3269] or
+    /// ldap://HOST[:3268] (StartTLS) [default: url's host on 3269 / 3268].
+    pub global_catalog: Option<String>,
     /// Seconds to wait for every DC to have the change.
     pub replication_timeout: Option<u64>,
+    /// "auto" or "never": may a lagging writable DC get the change written directly?
+    pub direct_write: Option<String>,
     /// Seconds for connecting and for each LDAP operation.
     pub operation_timeout: Option<u64>,
+    /// Append a line (what, when, who, ticket, reason) to each changed
+    /// account's `info`, in the same modify as the change.
+    pub stamp: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicySection {
+    /// A change without `--ticket` is refused before anything is contacted.
+    pub require_ticket: Option<bool>,
+}
+
+/// What a change is labelled with: `--ticket`, `--reason`, and whether
+/// `[directory] stamp` writes them into the account's `info`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Labels {
+    pub ticket: Option<String>,
+    pub reason: Option<String>,
+    pub stamp: bool,
+}
+
+/// The longest `--ticket` and `--reason`: they go into one line of the
+/// account's `info`, which holds 1,024 characters in all.
+const MAX_TICKET_CHARS: usize = 64;
+const MAX_REASON_CHARS: usize = 256;
+
+/// `--ticket` / `--reason` checked (one line of printable text each, not
+/// too long), and `[policy] require_ticket` applied: checked offline, so a
+/// missing ticket stops the run before a password is asked for.
+pub fn labels(change_args: &ChangeArgs, loaded: &Loaded) -> Result<Labels, ConfigError> {
+    let check = |flag: &str,
+                 value: &Option<String>,
+                 max: usize|
+     -> Result<Option<String>, String> {
+        let Some(value) = value else { return Ok(None) };
+        let value = value.trim();
+        if value.is_empty() {
+            return Err(format!(
+                "--{flag} is empty: give the text, or leave the flag out"
+            ));
+        }
+        if value.chars().any(char::is_control) {
+            return Err(format!(
+                "--{flag} holds a line break or another control character: it must be one line of text"
+            ));
+        }
+        let length = value.chars().count();
+        if length > max {
+            return Err(format!(
+                "--{flag} has {length} characters; at most {max} (it goes into one line of the account's info)"
+            ));
+        }
+        Ok(Some(value.to_string()))
+    };
+    let ticket = check("ticket", &change_args.ticket, MAX_TICKET_CHARS);
+    let reason = check("reason", &change_args.reason, MAX_REASON_CHARS);
+    let required = loaded.file.policy.require_ticket.unwrap_or(false);
+    let mut problems = Vec::new();
+    match &ticket {
+        Ok(None) if required => problems.push(invalid(
+            "[policy] require_ticket = true: give the change request this run belongs to with              --ticket ID (e.g. --ticket INC123); nothing was contacted or changed",
+        )),
+        Err(e) => problems.push(invalid(e.clone())),
+        _ => {}
+    }
+    if let Err(e) = &reason {
+        problems.push(invalid(e.clone()));
+    }
+    if !problems.is_empty() {
+        return Err(loaded.explain(all_of(problems)));
+    }
+    Ok(Labels {
+        ticket: ticket.unwrap_or_default(),
+        reason: reason.unwrap_or_default(),
+        stamp: loaded.file.directory.stamp.unwrap_or(false),
+    })
 }
 
 /// `"host"`, `"host:port"`, or `{ host = "...", port = 5985, version = "14.3" }`.
@@ -487,6 +710,7 @@ pub fn directory_settings(
                 .unwrap_or(DEFAULT_LDAP_TIMEOUT_SECS)
                 .max(1),
         ),
+        global_catalog: section.global_catalog.clone(),
     }))
 }
 
@@ -499,6 +723,8 @@ pub fn revocation_plan(
     loaded: &Loaded,
 ) -> Result<RevocationPlan, ConfigError> {
     let change_args = &args.change;
+    // A missing or malformed ticket first: it says nothing about the rest.
+    let labels = labels(change_args, loaded)?;
     // Every part is checked, and every problem said at once.
     let directory = build_required_directory(
         &change_args.directory,
@@ -509,22 +735,31 @@ pub fn revocation_plan(
         true => Ok(None),
         false => replication_timeout(change_args.replication_timeout, loaded).map(Some),
     };
+    let direct_write = direct_write(change_args.direct_write, loaded);
     let flush = build_flush_plan(&args.flush, &args.winrm, loaded, true);
     let f5 = f5_settings(loaded);
-    match (directory, replication_timeout, flush, f5) {
-        (Ok(directory), Ok(replication_timeout), Ok(flush), Ok(f5)) => Ok(RevocationPlan {
-            change,
-            users,
-            directory,
-            replication_timeout,
-            allow_privileged: change_args.allow_privileged,
-            flush,
-            f5,
-        }),
-        (directory, replication_timeout, flush, f5) => Err(loaded.explain(all_of(
+    match (directory, replication_timeout, direct_write, flush, f5) {
+        (Ok(directory), Ok(replication_timeout), Ok(direct_write), Ok(flush), Ok(f5)) => {
+            Ok(RevocationPlan {
+                change,
+                users,
+                directory,
+                replication_timeout,
+                direct_write,
+                allow_privileged: change_args.allow_privileged,
+                flush,
+                f5,
+                ticket: labels.ticket,
+                reason: labels.reason,
+                stamp: labels.stamp,
+                enable_guard: None,
+            })
+        }
+        (directory, replication_timeout, direct_write, flush, f5) => Err(loaded.explain(all_of(
             [
                 directory.err(),
                 replication_timeout.err(),
+                direct_write.err(),
                 flush.err(),
                 f5.err(),
             ]
@@ -579,6 +814,24 @@ pub fn f5_settings(loaded: &Loaded) -> Result<Option<F5Settings>, ConfigError> {
         accept_invalid_certs: section.accept_invalid_certs.unwrap_or(false),
         timeout: Duration::from_secs(timeout),
     }))
+}
+
+/// `--direct-write` over `[directory] direct_write` over auto.
+fn direct_write(flag: Option<DirectWrite>, loaded: &Loaded) -> Result<DirectWrite, ConfigError> {
+    if let Some(policy) = flag {
+        return Ok(policy);
+    }
+    match loaded.file.directory.direct_write.as_deref() {
+        None => Ok(DirectWrite::default()),
+        Some(text) => DirectWrite::ALL
+            .into_iter()
+            .find(|p| p.name().eq_ignore_ascii_case(text.trim()))
+            .ok_or_else(|| {
+                invalid(format!(
+                    "[directory] direct_write = {text:?}: use \"auto\" or \"never\""
+                ))
+            }),
+    }
 }
 
 /// `--replication-timeout` over `[directory] replication_timeout` over 60 s.
@@ -808,6 +1061,34 @@ mod tests {
         assert_eq!(f5.ca_file.as_deref(), Some(Path::new("/abs/ca.pem")));
         assert!(f5.accept_invalid_certs);
         assert_eq!(f5.timeout, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn kerberos_policy_is_the_default_unless_configured() {
+        use revoke_core::residual::PolicySource;
+        let loaded = |text: &str| {
+            Loaded::from(Some((
+                PathBuf::from("/r/revoke.toml"),
+                parse(text).unwrap(),
+            )))
+        };
+        let default = kerberos_policy(&Loaded::default()).unwrap();
+        assert_eq!(default.source, PolicySource::Defaults);
+        let p = kerberos_policy(&loaded(
+            "[kerberos_policy]\nmax_service_ticket_minutes = 240\nmax_user_ticket_hours = 4\n",
+        ))
+        .unwrap();
+        assert_eq!(p.source, PolicySource::Config);
+        assert_eq!(p.max_service_ticket, Duration::from_secs(240 * 60));
+        let err = kerberos_policy(&loaded(
+            "[kerberos_policy]\nmax_service_ticket_minutes = 900\n",
+        ))
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("max_service_ticket_minutes"),
+            "{err}"
+        );
+        assert!(parse("[kerberos_policy]\nmax_service_ticket_hours = 10\n").is_err());
     }
 
     #[test]

@@ -46,6 +46,7 @@ pub fn summary(prepared: &Prepared) -> String {
     let mut out = String::new();
     let what = match prepared.change().name() {
         "disable" => "DISABLE",
+        "enable" => "ENABLE",
         _ => "RESET THE PASSWORD OF",
     };
     let _ = writeln!(
@@ -82,6 +83,9 @@ pub fn summary(prepared: &Prepared) -> String {
         dcs.len(),
         dcs.join(", ")
     );
+    if !prepared.flushes() {
+        return out;
+    }
     let servers = prepared.servers();
     let _ = writeln!(
         out,

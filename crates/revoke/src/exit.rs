@@ -33,11 +33,18 @@ impl Exit {
         }
     }
 
+    /// How a run that happened ends (also the journal's `run-finished`).
+    pub fn of_finished(finished: &Finished) -> Exit {
+        Exit::of_run(finished)
+    }
+
     fn of_run(finished: &Finished) -> Exit {
         if finished.interrupted {
             Exit::Interrupted
-        } else if finished.report.has_user(UserStatus::Failed) {
-            // The AD change failed, so nothing was flushed.
+        } else if finished.report.has_user(UserStatus::Failed)
+            && !finished.report.has_changed_user()
+        {
+            // The AD change failed for every account, so nothing was flushed.
             Exit::NothingAttempted
         } else if finished.report.all_ok() {
             Exit::Ok
@@ -52,6 +59,7 @@ impl From<&Ended> for Exit {
         match ended {
             Ended::Done => Exit::Ok,
             Ended::Refused => Exit::Refused,
+            Ended::Problems => Exit::SomeNotOk,
             Ended::Ran(finished) => Exit::of_run(finished),
         }
     }

@@ -5,13 +5,19 @@ use std::io::IsTerminal;
 
 use crate::cli::{OutputFormat, RunArgs};
 use crate::report::{PlainProgress, ProgressDisplay};
+use revoke_core::directory::discovery::ExchangeServer;
 use revoke_core::events::{Event, EventSink};
 use revoke_core::orchestrate;
-use revoke_core::plan::{FlushPlan, Target};
+use revoke_core::plan::FlushPlan;
 use revoke_core::report::{ReportBuilder, Reporter, RunReport};
+use revoke_core::residual::KerberosPolicy;
 use revoke_core::revocation::{self, RevocationError, RevocationPlan};
 use revoke_core::secrets::Secrets;
 use revoke_winrm::Connector;
+
+use crate::journal::Journaling;
+use revoke_core::journal::RunJournal;
+use std::sync::Arc;
 
 /// How the run shows itself while it happens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +51,8 @@ pub enum Ended {
     Done,
     /// A guard refused an account: nothing was changed.
     Refused,
+    /// `revoke doctor` found a problem (its table says which).
+    Problems,
     /// The run happened; its report says how it went.
     Ran(Box<Finished>),
 }
@@ -55,28 +63,41 @@ pub struct Finished {
 }
 
 /// `flush` and `servers --check`: every server's job, with progress.
-pub async fn flush(plan: FlushPlan, secrets: Secrets, run: &RunArgs) -> anyhow::Result<Ended> {
+pub async fn flush(
+    plan: FlushPlan,
+    secrets: Secrets,
+    run: &RunArgs,
+    mut journaling: Journaling,
+) -> anyhow::Result<Ended> {
     if plan.targets.is_empty() {
         return Err(RevocationError::NoServers.into());
     }
     warn_unverified(&plan);
     crate::limits::ensure_open_files(plan.concurrency());
-    let connector = Connector::new(plan.connection.clone(), secrets.operator)?;
-    let finished = drive(
+    let connector = Connector::new(plan.connection.clone(), secrets.winrm)?;
+    // Before any server is contacted.
+    let journal = journaling.start(crate::journal::Start::flush(&plan))?;
+    let mut finished = drive(
         |sink| orchestrate::flush_and_finish(plan, connector, sink),
         Progress::choose(run.output, run.quiet),
+        ReportBuilder::default(),
+        journal.clone(),
     )
     .await;
+    crate::journal::finish(&journaling, journal.as_deref(), &mut finished);
     Ok(Ended::Ran(Box::new(finished)))
 }
 
 /// `disable` / `reset`: prepare (read-only), confirm, then write, wait for
-/// the DCs and flush, showing progress.
+/// the DCs and flush, showing progress. `kerberos_policy` dates what the
+/// run cannot close (the report's `residual`).
 pub async fn revocation(
     plan: RevocationPlan,
     secrets: Secrets,
     yes: bool,
     run: &RunArgs,
+    kerberos_policy: KerberosPolicy,
+    mut journaling: Journaling,
 ) -> anyhow::Result<Ended> {
     warn_unverified(&plan.flush);
     if plan.f5.as_ref().is_some_and(|f5| f5.accept_invalid_certs) {
@@ -85,7 +106,9 @@ pub async fn revocation(
              anyone on the path can pose as a BIG-IP and capture the F5 password."
         );
     }
-    let connector = Connector::new(plan.flush.connection.clone(), secrets.operator.clone())?;
+    // WinRM's own account; the LDAP bind (secrets.operator) and the BIG-IPs
+    // (secrets.f5) take theirs in revocation::prepare.
+    let connector = Connector::new(plan.flush.connection.clone(), secrets.winrm.clone())?;
     let prepared = match revocation::prepare(plan, secrets).await {
         Ok(prepared) => prepared,
         Err(error @ RevocationError::Refused(_)) => {
@@ -99,11 +122,16 @@ pub async fn revocation(
     }
     // The servers are known now (they may come from AD).
     crate::limits::ensure_open_files(prepared.concurrency());
-    let finished = drive(
+    // Durable before anything is changed: if it cannot be written, nothing is.
+    let journal = journaling.start(crate::journal::Start::revocation(&prepared))?;
+    let mut finished = drive(
         |sink| revocation::execute(prepared, connector, sink),
         Progress::choose(run.output, run.quiet),
+        ReportBuilder::with_kerberos_policy(kerberos_policy),
+        journal.clone(),
     )
     .await;
+    crate::journal::finish(&journaling, journal.as_deref(), &mut finished);
     Ok(Ended::Ran(Box::new(finished)))
 }
 
@@ -117,8 +145,14 @@ fn warn_unverified(plan: &FlushPlan) {
 }
 
 /// Runs a core (anything that emits events into a sink) with the consumers
-/// `progress` asks for, until it finishes or Ctrl-C.
-async fn drive<F>(core: impl FnOnce(EventSink) -> F, progress: Progress) -> Finished
+/// `progress` asks for, until it finishes or Ctrl-C. With `journal`, the
+/// core's events are journaled too (docs/journal.md).
+pub async fn drive<F>(
+    core: impl FnOnce(EventSink) -> F,
+    progress: Progress,
+    mut builder: ReportBuilder,
+    journal: Option<Arc<RunJournal>>,
+) -> Finished
 where
     F: std::future::Future<Output = ()>,
 {
@@ -127,8 +161,11 @@ where
         Progress::Lines => vec![Box::new(PlainProgress::default())],
         Progress::None => vec![],
     };
-    let mut builder = ReportBuilder::default();
     let (sink, mut events) = EventSink::channel();
+    let sink = match journal {
+        Some(journal) => sink.with_journal(journal),
+        None => sink,
+    };
     // Boxed so it can be dropped on Ctrl-C, which aborts every server's task.
     let mut core = Box::pin(core(sink));
     let interrupt = tokio::signal::ctrl_c();
@@ -186,11 +223,12 @@ pub fn print_report(ended: &Ended, run: &RunArgs) {
     let _ = stdout.flush();
 }
 
-/// `revoke servers`: the discovered servers on stdout.
-pub fn print_servers(targets: &[Target], output: OutputFormat) {
+/// `revoke servers`: the discovered servers on stdout (`port`: the WinRM
+/// port revoke would use for them).
+pub fn print_servers(servers: &[ExchangeServer], port: u16, output: OutputFormat) {
     let text = match output {
-        OutputFormat::Human => crate::report::servers::render_table(targets),
-        OutputFormat::Json => crate::report::servers::render_json(targets) + "\n",
+        OutputFormat::Human => crate::report::servers::render_table(servers, port),
+        OutputFormat::Json => crate::report::servers::render_json(servers, port) + "\n",
     };
     print!("{text}");
 }

@@ -20,7 +20,13 @@ pub const USER_ATTRIBUTES: &[&str] = &[
     "pwdLastSet",
     "whenChanged",
     "uSNChanged",
+    "objectClass",
+    "sAMAccountType",
 ];
+
+/// sAMAccountType of computers and (group) managed service accounts
+/// (SAM_MACHINE_ACCOUNT, docs/windows-behaviour.md §2.15).
+pub const SAM_MACHINE_ACCOUNT: u32 = 0x3000_0001;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserAccount {
@@ -35,6 +41,9 @@ pub struct UserAccount {
     pub admin_count: bool,
     pub primary_group_id: u32,
     pub pwd_last_set: String,
+    /// `objectClass`, every value (e.g. top, person, ..., user, computer).
+    pub object_classes: Vec<String>,
+    pub sam_account_type: Option<u32>,
 }
 
 impl UserAccount {
@@ -53,6 +62,8 @@ impl UserAccount {
             admin_count: number("adminCount").unwrap_or(0) == 1,
             primary_group_id: number("primaryGroupID").unwrap_or(0) as u32,
             pwd_last_set: first(a, "pwdLastSet").unwrap_or_default(),
+            object_classes: all(a, "objectClass"),
+            sam_account_type: number("sAMAccountType").map(|n| n as u32),
         }
     }
 
@@ -65,6 +76,12 @@ impl UserAccount {
         self.sid.rsplit('-').next()?.parse().ok()
     }
 
+    pub fn has_class(&self, class: &str) -> bool {
+        self.object_classes
+            .iter()
+            .any(|c| c.eq_ignore_ascii_case(class))
+    }
+
     /// How to name the user in messages: `sam (Display Name)`.
     pub fn label(&self) -> String {
         match &self.display_name {
@@ -72,6 +89,20 @@ impl UserAccount {
             _ => self.sam.clone(),
         }
     }
+}
+
+/// Every value of a binary SID attribute (`objectSid`, `tokenGroups`) in
+/// string form; values that are not SIDs are left out.
+pub fn sids(entry: &SearchEntry, name: &str) -> Vec<String> {
+    let mut raw: Vec<Vec<u8>> = entry
+        .bin_attrs
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+        .flat_map(|(_, v)| v.iter().cloned())
+        .collect();
+    // ldap3 keeps values that happen to be valid UTF-8 in `attrs`.
+    raw.extend(all(&entry.attrs, name).into_iter().map(String::into_bytes));
+    raw.iter().filter_map(|v| sid_to_string(v)).collect()
 }
 
 /// `objectSid` in its string form. ldap3 puts values that are not UTF-8 in

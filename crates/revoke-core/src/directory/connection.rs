@@ -36,6 +36,11 @@ pub struct DirectorySettings {
     pub domain_controllers: Option<Vec<String>>,
     /// Each LDAP operation, and connecting, gives up after this long.
     pub operation_timeout: Duration,
+    /// The forest's Global Catalog, `ldaps://HOST[:3269]` or
+    /// `ldap://HOST[:3268]` (StartTLS) [default: the DC's host on 3269 with
+    /// LDAPS, or on 3268 with StartTLS]. Used only in a forest of several
+    /// domains (docs/directory.md, "Forests with several domains").
+    pub global_catalog: Option<String>,
 }
 
 impl DirectorySettings {
@@ -97,7 +102,52 @@ impl DirectorySettings {
     pub fn url(&self) -> String {
         self.url_for(&self.host)
     }
+
+    /// The same account, TLS and timeouts, pointed at the Global Catalog:
+    /// `global_catalog` if set, else this DC's host on 3269 (LDAPS) or 3268
+    /// (StartTLS, or plain where plain LDAP was allowed for the DC)
+    /// (docs/windows-behaviour.md §2.29).
+    pub fn global_catalog_settings(&self) -> Result<DirectorySettings, DirectoryError> {
+        let default_port = |security: Security| match security {
+            Security::Ldaps => GC_LDAPS_PORT,
+            Security::StartTls | Security::Plain => GC_LDAP_PORT,
+        };
+        let (host, port, security) = match &self.global_catalog {
+            None => (
+                self.host.clone(),
+                default_port(self.security),
+                self.security,
+            ),
+            Some(url) => {
+                let plain = url.to_ascii_lowercase().starts_with("ldap://");
+                let starttls = plain && self.security != Security::Plain;
+                let (host, port, security) =
+                    Self::parse_url(url, starttls, self.security == Security::Plain).map_err(
+                        |e| DirectoryError::Settings(format!("[directory] global_catalog: {e}")),
+                    )?;
+                let rest = url.split_once("://").map_or("", |(_, r)| r);
+                let has_port = split_host_port(rest.trim_end_matches('/'))
+                    .is_some_and(|(_, port)| port.is_some());
+                let port = if has_port {
+                    port
+                } else {
+                    default_port(security)
+                };
+                (host, port, security)
+            }
+        };
+        Ok(DirectorySettings {
+            host,
+            port,
+            security,
+            ..self.clone()
+        })
+    }
 }
+
+/// The Global Catalog's ports: LDAP (for StartTLS) and LDAPS.
+pub const GC_LDAP_PORT: u16 = 3268;
+pub const GC_LDAPS_PORT: u16 = 3269;
 
 fn split_host_port(text: &str) -> Option<(String, Option<u16>)> {
     if let Some(inner) = text.strip_prefix('[') {
@@ -123,9 +173,46 @@ fn split_host_port(text: &str) -> Option<(String, Option<u16>)> {
 pub struct RootDse {
     pub default_naming_context: String,
     pub configuration_naming_context: String,
+    /// The forest root domain's naming context (empty if not served).
+    pub root_domain_naming_context: String,
     pub dns_host_name: String,
     /// DN of this DC's nTDSDSA object.
     pub ds_service_name: String,
+}
+
+/// Entries per page. Below AD's default MaxPageSize (1,000), so the DC
+/// never cuts a page short (docs/windows-behaviour.md §2.20).
+pub const PAGE_SIZE: i32 = 500;
+
+/// What a subtree search found.
+#[derive(Debug, Default)]
+pub struct Found {
+    pub entries: Vec<SearchEntry>,
+    /// LDAP URLs of the naming contexts the DC referred the search to.
+    pub references: Vec<String>,
+}
+
+/// The DN of an LDAP URL (`ldap://host/DN?...`), percent-decoded.
+pub fn reference_dn(url: &str) -> Option<String> {
+    let rest = url.split_once("://")?.1;
+    let path = rest.split_once('/')?.1;
+    let dn = path.split('?').next().unwrap_or_default();
+    let bytes = dn.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && let Some(hex) = dn.get(i + 1..i + 3)
+            && let Ok(b) = u8::from_str_radix(hex, 16)
+        {
+            out.push(b);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8(out).ok().filter(|d| !d.is_empty())
 }
 
 /// A bound connection to one DC.
@@ -134,6 +221,9 @@ pub struct Connection {
     /// The host as we dialled it.
     pub host: String,
     pub root_dse: RootDse,
+    /// The forest root domain's objectSid, when it was read elsewhere (a
+    /// child domain's DC refers the root's naming context head to its DCs).
+    pub forest_root_sid: Option<String>,
     timeout: Duration,
 }
 
@@ -188,6 +278,7 @@ impl Connection {
             ldap,
             host: host.to_string(),
             root_dse: RootDse::default(),
+            forest_root_sid: None,
             timeout: settings.operation_timeout,
         };
         connection.root_dse = connection.read_root_dse().await?;
@@ -201,6 +292,7 @@ impl Connection {
                 &[
                     "defaultNamingContext",
                     "configurationNamingContext",
+                    "rootDomainNamingContext",
                     "dnsHostName",
                     "dsServiceName",
                 ],
@@ -215,6 +307,7 @@ impl Connection {
         let root = RootDse {
             default_naming_context: get("defaultNamingContext"),
             configuration_naming_context: get("configurationNamingContext"),
+            root_domain_naming_context: get("rootDomainNamingContext"),
             dns_host_name: get("dnsHostName"),
             ds_service_name: get("dsServiceName"),
         };
@@ -228,14 +321,127 @@ impl Connection {
         Ok(root)
     }
 
-    /// Subtree search; referrals are skipped.
+    /// Subtree search of every page (Simple Paged Results); continuation
+    /// references to other naming contexts are logged, never dropped
+    /// silently (see [`Connection::search_found`] to act on them).
     pub async fn search(
         &mut self,
         base: &str,
         filter: &str,
         attrs: &[&str],
     ) -> Result<Vec<SearchEntry>, DirectoryError> {
-        self.search_scope(base, Scope::Subtree, filter, attrs).await
+        let found = self.search_found(base, filter, attrs).await?;
+        for reference in &found.references {
+            if self.holds_no_accounts(reference) {
+                tracing::debug!(
+                    "searching {base:?} for {filter}: not followed: {reference} \
+                     (an application or configuration partition)"
+                );
+            } else {
+                tracing::warn!(
+                    "searching {base:?} for {filter}: the DC referred part of the search to \
+                     {reference}, which revoke does not follow: objects there are not included"
+                );
+            }
+        }
+        Ok(found.entries)
+    }
+
+    /// Subtree search of every page, with the continuation references the DC
+    /// returned (RFC 4511 §4.5.3: parts of the tree held by other naming
+    /// contexts, e.g. a child domain).
+    pub async fn search_found(
+        &mut self,
+        base: &str,
+        filter: &str,
+        attrs: &[&str],
+    ) -> Result<Found, DirectoryError> {
+        use ldap3::adapters::{Adapter, PagedResults};
+        let what = format!("searching {base:?} for {filter}");
+        let attrs: Vec<String> = attrs.iter().map(|a| a.to_string()).collect();
+        let adapters: Vec<Box<dyn Adapter<'_, String, Vec<String>>>> =
+            vec![Box::new(PagedResults::new(PAGE_SIZE))];
+        let fail = |e| DirectoryError::operation(what.clone(), &self.host, e);
+        let mut stream = self
+            .ldap
+            .with_timeout(self.timeout)
+            .streaming_search_with(adapters, base, Scope::Subtree, filter, attrs)
+            .await
+            .map_err(fail)?;
+        let mut found = Found::default();
+        loop {
+            match stream.next().await {
+                Ok(Some(entry)) if entry.is_ref() => {
+                    found.references.extend(ldap3::parse_refs(entry.0));
+                }
+                Ok(Some(entry)) if entry.is_intermediate() => {}
+                Ok(Some(entry)) => found.entries.push(SearchEntry::construct(entry)),
+                Ok(None) => break,
+                Err(e) => {
+                    let _ = stream.finish().await;
+                    return Err(fail(e));
+                }
+            }
+        }
+        let result = stream.finish().await;
+        match result.rc {
+            0 => {}
+            // A referral for the base itself: the base is in another naming context.
+            10 => found.references.extend(result.refs.clone()),
+            _ => return Err(fail(ldap3::LdapError::from(result))),
+        }
+        Ok(found)
+    }
+
+    /// A reference to an application partition (DomainDnsZones,
+    /// ForestDnsZones) or to the configuration or schema partition: they hold
+    /// no user accounts, and Windows returns them for every subtree search of
+    /// a domain's naming context.
+    pub fn holds_no_accounts(&self, reference: &str) -> bool {
+        let Some(dn) = reference_dn(reference) else {
+            return false;
+        };
+        let first = dn.split(',').next().unwrap_or_default().trim();
+        let config = &self.root_dse.configuration_naming_context;
+        first.eq_ignore_ascii_case("DC=DomainDnsZones")
+            || first.eq_ignore_ascii_case("DC=ForestDnsZones")
+            || (!config.is_empty()
+                && (dn.eq_ignore_ascii_case(config)
+                    || dn
+                        .to_ascii_lowercase()
+                        .ends_with(&format!(",{}", config.to_ascii_lowercase()))))
+    }
+
+    /// LDAP "Who am I?" (RFC 4532): the identity this connection is bound
+    /// as, `u:DOMAIN\sam` or `dn:<DN>` as the DC words it. None when the DC
+    /// does not implement the operation (Samba: docs/windows-behaviour.md §7.7).
+    pub async fn who_am_i(&mut self) -> Result<Option<String>, DirectoryError> {
+        use ldap3::exop::{WhoAmI, WhoAmIResp};
+        let what = "asking \"Who am I?\" (RFC 4532)";
+        let ldap3::result::ExopResult(exop, result) = self
+            .ldap
+            .with_timeout(self.timeout)
+            .extended(WhoAmI)
+            .await
+            .map_err(|e| DirectoryError::operation(what, &self.host, e))?;
+        match result.rc {
+            0 => Ok(Some(exop.parse::<WhoAmIResp>().authzid)),
+            // protocolError (Samba: "Extended Operation ... not supported"),
+            // unavailableCriticalExtension, unwillingToPerform.
+            2 | 12 | 53 => {
+                tracing::debug!(
+                    "{} does not answer \"Who am I?\": {}",
+                    self.host,
+                    describe_result(result.rc, &result.text)
+                );
+                Ok(None)
+            }
+            rc => Err(DirectoryError::Operation {
+                what: what.into(),
+                host: self.host.clone(),
+                reason: describe_result(rc, &result.text),
+            }),
+        }
     }
 
     /// One entry by DN, or None if it does not exist.
@@ -263,6 +469,9 @@ impl Connection {
         self.search_scope(dn, Scope::Base, filter, attrs).await
     }
 
+    /// A base search (one object: never more than a page). A referral
+    /// (result 10: the DN is in a naming context this DC does not hold) is
+    /// an error that names where the DC pointed.
     async fn search_scope(
         &mut self,
         base: &str,
@@ -271,13 +480,34 @@ impl Connection {
         attrs: &[&str],
     ) -> Result<Vec<SearchEntry>, DirectoryError> {
         let what = format!("searching {base:?} for {filter}");
-        let (entries, _) = self
+        let result = self
             .ldap
             .with_timeout(self.timeout)
             .search(base, scope, filter, attrs.to_vec())
             .await
-            .and_then(|r| r.success())
-            .map_err(|e| DirectoryError::operation(what, &self.host, e))?;
+            .map_err(|e| DirectoryError::operation(what.clone(), &self.host, e))?;
+        let ldap3::SearchResult(entries, done) = result;
+        match done.rc {
+            0 => {}
+            10 => {
+                return Err(DirectoryError::Operation {
+                    what,
+                    host: self.host.clone(),
+                    reason: format!(
+                        "referral (result 10): the DC does not hold this object's naming \
+                         context and points to {}",
+                        done.refs.join(", ")
+                    ),
+                });
+            }
+            _ => {
+                return Err(DirectoryError::operation(
+                    what,
+                    &self.host,
+                    ldap3::LdapError::from(done),
+                ));
+            }
+        }
         Ok(entries
             .into_iter()
             .filter(|e| !e.is_ref() && !e.is_intermediate())
@@ -324,6 +554,67 @@ pub fn all(attrs: &HashMap<String, Vec<String>>, name: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn references_name_their_naming_context() {
+        assert_eq!(
+            reference_dn("ldaps://lab.example.test/CN=Configuration,DC=lab,DC=example,DC=test")
+                .as_deref(),
+            Some("CN=Configuration,DC=lab,DC=example,DC=test")
+        );
+        assert_eq!(
+            reference_dn("ldap://child.corp.example/DC=child,DC=corp%2CDC=example??sub").as_deref(),
+            Some("DC=child,DC=corp,DC=example")
+        );
+        assert_eq!(reference_dn("ldap://host"), None);
+    }
+
+    fn settings(url: &str, starttls: bool, global_catalog: Option<&str>) -> DirectorySettings {
+        let (host, port, security) = DirectorySettings::parse_url(url, starttls, false).unwrap();
+        DirectorySettings {
+            host,
+            port,
+            security,
+            ca_file: None,
+            bind_user: "op@corp.example".into(),
+            domain_controllers: None,
+            operation_timeout: Duration::from_secs(5),
+            global_catalog: global_catalog.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn the_global_catalog_defaults_to_the_dcs_host_on_its_own_ports() {
+        let gc = |s: DirectorySettings| {
+            let gc = s.global_catalog_settings().unwrap();
+            (gc.host, gc.port, gc.security)
+        };
+        assert_eq!(
+            gc(settings("ldaps://dc1.corp.example", false, None)),
+            ("dc1.corp.example".into(), 3269, Security::Ldaps)
+        );
+        assert_eq!(
+            gc(settings("ldap://dc1.corp.example", true, None)),
+            ("dc1.corp.example".into(), 3268, Security::StartTls)
+        );
+        assert_eq!(
+            gc(settings(
+                "ldaps://dc1",
+                false,
+                Some("ldaps://gc.corp.example")
+            )),
+            ("gc.corp.example".into(), 3269, Security::Ldaps)
+        );
+        assert_eq!(
+            gc(settings("ldaps://dc1", false, Some("ldap://gc:13268"))),
+            ("gc".into(), 13268, Security::StartTls)
+        );
+        let bad = settings("ldaps://dc1", false, Some("gc.corp.example"))
+            .global_catalog_settings()
+            .unwrap_err()
+            .to_string();
+        assert!(bad.contains("[directory] global_catalog"), "{bad}");
+    }
 
     #[test]
     fn urls_parse_with_their_default_ports() {

@@ -99,9 +99,30 @@ pub async fn resolve(conn: &mut Connection, input: &str) -> Result<UserAccount, 
                     "{input:?} looks like a DN but is not a valid one"
                 )));
             }
+            Err(DirectoryError::Operation { reason, .. }) if reason.contains("result 10") => {
+                return Err(DirectoryError::BadIdentity(format!(
+                    "{input} is not in this DC's domain ({base}): {reason}. Point revoke at a DC \
+                     of that domain (--directory / [directory] url)"
+                )));
+            }
             Err(e) => return Err(e),
         },
-        _ => conn.search(&base, &filter, USER_ATTRIBUTES).await?,
+        _ => {
+            let found = conn.search_found(&base, &filter, USER_ATTRIBUTES).await?;
+            let elsewhere: Vec<String> = found
+                .references
+                .iter()
+                .filter(|r| !conn.holds_no_accounts(r))
+                .cloned()
+                .collect();
+            // `DOMAIN\sam` names its domain (checked above); any other form
+            // may also match in a naming context this DC referred to, and
+            // picking the local match could change the wrong person.
+            if !elsewhere.is_empty() && !matches!(identity, AccountName::DomainSam { .. }) {
+                return Err(referred(input, &base, &filter, &found.entries, &elsewhere));
+            }
+            found.entries
+        }
     };
     match entries.len() {
         0 => Err(DirectoryError::NoSuchUser {
@@ -117,8 +138,38 @@ pub async fn resolve(conn: &mut Connection, input: &str) -> Result<UserAccount, 
     }
 }
 
-/// `DOMAIN\sam` must name this directory's domain (NetBIOS or DNS name).
-async fn check_domain(conn: &mut Connection, domain: &str) -> Result<(), DirectoryError> {
+/// Found, or not, but the DC also referred the search elsewhere.
+fn referred(
+    input: &str,
+    base: &str,
+    filter: &str,
+    entries: &[ldap3::SearchEntry],
+    elsewhere: &[String],
+) -> DirectoryError {
+    let here = match entries {
+        [] => format!("no user matches {filter} under {base}"),
+        found => format!(
+            "{} matches here ({})",
+            found.len(),
+            found
+                .iter()
+                .map(|e| e.dn.as_str())
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
+    };
+    DirectoryError::BadIdentity(format!(
+        "{input}: {here}, but the DC referred the search to other naming contexts that may hold \
+         the same name: {}. revoke does not guess: name the account by DN, or as DOMAIN\\name \
+         against a DC of its own domain",
+        elsewhere.join(", ")
+    ))
+}
+
+/// The domain's names from its crossRef: (NetBIOS, DNS), either may be missing.
+pub async fn domain_names(
+    conn: &mut Connection,
+) -> Result<(Option<String>, Option<String>), DirectoryError> {
     let naming_context = conn.root_dse.default_naming_context.clone();
     let partitions = format!(
         "CN=Partitions,{}",
@@ -131,11 +182,16 @@ async fn check_domain(conn: &mut Connection, domain: &str) -> Result<(), Directo
     let entries = conn
         .search(&partitions, &filter, &["nETBIOSName", "dnsRoot"])
         .await?;
-    let names: Vec<String> = entries
-        .iter()
-        .flat_map(|e| [first(&e.attrs, "nETBIOSName"), first(&e.attrs, "dnsRoot")])
-        .flatten()
-        .collect();
+    Ok(entries
+        .first()
+        .map(|e| (first(&e.attrs, "nETBIOSName"), first(&e.attrs, "dnsRoot")))
+        .unwrap_or_default())
+}
+
+/// `DOMAIN\sam` must name this directory's domain (NetBIOS or DNS name).
+async fn check_domain(conn: &mut Connection, domain: &str) -> Result<(), DirectoryError> {
+    let (netbios, dns) = domain_names(conn).await?;
+    let names: Vec<String> = [netbios, dns].into_iter().flatten().collect();
     if names.is_empty() || names.iter().any(|n| n.eq_ignore_ascii_case(domain)) {
         return Ok(());
     }
@@ -143,6 +199,124 @@ async fn check_domain(conn: &mut Connection, domain: &str) -> Result<(), Directo
         "domain {domain:?} is not the directory's domain ({}); give the user without a domain or as a UPN",
         names.join(" / ")
     )))
+}
+
+/// Accounts that can bind: users, and computers / managed service accounts.
+const ACCOUNT_FILTER: &str = "(|(sAMAccountType=805306368)(sAMAccountType=805306369))";
+
+/// The account a connection is bound as, from what "Who am I?" answered
+/// (RFC 4532 §2: `dn:<DN>` or `u:<name>`; AD answers `u:DOMAIN\sam`).
+/// Err(why) when the answer names nothing revoke can find exactly once.
+pub async fn resolve_authz_id(
+    conn: &mut Connection,
+    authz_id: &str,
+) -> Result<Result<UserAccount, String>, DirectoryError> {
+    if let Some(dn) = authz_id.strip_prefix("dn:") {
+        return one_account(conn, &AccountName::Dn(dn.to_string()), authz_id).await;
+    }
+    match authz_id.strip_prefix("u:") {
+        Some(name) if !name.is_empty() => resolve_bind_name(conn, name).await,
+        _ => Ok(Err(format!(
+            "the DC says the connection is bound as {authz_id:?} (anonymous or unknown form)"
+        ))),
+    }
+}
+
+/// The account a simple bind as `bind_user` logged on as, resolved the way
+/// AD resolves bind names: a DN; `DOMAIN\sam` of this domain; a UPN, which
+/// is `userPrincipalName` or else the implicit UPN `sAMAccountName@<the
+/// domain's DNS name>` (docs/windows-behaviour.md §2.21). Anything that
+/// leaves a doubt is Err(why): a bind name the DC may have read differently
+/// than revoke would (`sam@NETBIOS`, an unknown UPN suffix) is not guessed.
+pub async fn resolve_bind_name(
+    conn: &mut Connection,
+    bind_user: &str,
+) -> Result<Result<UserAccount, String>, DirectoryError> {
+    let name = match AccountName::parse(bind_user) {
+        Ok(name) => name,
+        Err(e) => return Ok(Err(e.to_string())),
+    };
+    let (netbios, dns) = domain_names(conn).await?;
+    let is = |a: &Option<String>, b: &str| a.as_deref().is_some_and(|a| a.eq_ignore_ascii_case(b));
+    match &name {
+        AccountName::Dn(_) | AccountName::Sam(_) => one_account(conn, &name, bind_user).await,
+        AccountName::DomainSam { domain, sam } => {
+            if !is(&netbios, domain) && !is(&dns, domain) {
+                return Ok(Err(format!(
+                    "{domain:?} is not this DC's domain ({})",
+                    [netbios, dns]
+                        .into_iter()
+                        .flatten()
+                        .collect::<Vec<_>>()
+                        .join(" / ")
+                )));
+            }
+            one_account(conn, &AccountName::Sam(sam.clone()), bind_user).await
+        }
+        AccountName::Address(upn) => {
+            let filter = format!(
+                "(&{ACCOUNT_FILTER}(userPrincipalName={}))",
+                ldap_escape(upn.as_str())
+            );
+            let base = conn.root_dse.default_naming_context.clone();
+            let explicit = conn.search(&base, &filter, USER_ATTRIBUTES).await?;
+            match explicit.as_slice() {
+                [one] => return Ok(Ok(UserAccount::from_entry(one))),
+                [] => {}
+                several => {
+                    return Ok(Err(format!(
+                        "userPrincipalName {upn} is on {} accounts",
+                        several.len()
+                    )));
+                }
+            }
+            let (sam, suffix) = upn.rsplit_once('@').unwrap_or((upn.as_str(), ""));
+            if is(&dns, suffix) {
+                one_account(conn, &AccountName::Sam(sam.to_string()), bind_user).await
+            } else {
+                Ok(Err(format!(
+                    "no account has the userPrincipalName {upn}, and {suffix:?} is not the \
+                     domain's DNS name ({}), so it is not an implicit UPN either",
+                    dns.as_deref().unwrap_or("unknown")
+                )))
+            }
+        }
+    }
+}
+
+/// Exactly one account (user, computer or managed service account) by DN or
+/// sAMAccountName; Err(why) otherwise.
+async fn one_account(
+    conn: &mut Connection,
+    name: &AccountName,
+    said: &str,
+) -> Result<Result<UserAccount, String>, DirectoryError> {
+    let entries = match name {
+        AccountName::Dn(dn) => {
+            let filter = format!("(&{ACCOUNT_FILTER})");
+            match conn.read_filtered(dn, &filter).await {
+                Ok(entries) => entries,
+                Err(DirectoryError::Operation { reason, .. }) => {
+                    return Ok(Err(format!("reading {dn}: {reason}")));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        AccountName::Sam(sam) => {
+            let filter = format!(
+                "(&{ACCOUNT_FILTER}(sAMAccountName={}))",
+                ldap_escape(sam.as_str())
+            );
+            let base = conn.root_dse.default_naming_context.clone();
+            conn.search(&base, &filter, USER_ATTRIBUTES).await?
+        }
+        _ => unreachable!("one_account takes a DN or a sAMAccountName"),
+    };
+    Ok(match entries.as_slice() {
+        [one] => Ok(UserAccount::from_entry(one)),
+        [] => Err(format!("{said}: no such account in this domain")),
+        several => Err(format!("{said} matches {} accounts", several.len())),
+    })
 }
 
 impl Connection {

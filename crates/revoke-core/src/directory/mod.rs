@@ -5,9 +5,12 @@
 //!
 //! - [`connection`]: LDAPS / StartTLS, the operator's bind, rootDSE.
 //! - [`identity`]: what the operator typed → exactly one user object.
+//! - [`forest`]: a forest's domains, the Global Catalog, an account's domain.
 //! - [`guards`]: accounts revoke refuses to touch.
 //! - [`change`]: disable and reset, written the safe way.
-//! - [`topology`]: the writable domain controllers.
+//! - [`topology`]: the domain controllers, writable and read-only.
+//! - [`metadata`]: replication stamps: whether a DC has a write.
+//! - [`policy`]: the password length policy that applies to an account.
 //! - [`convergence`]: the gate that waits until every DC has the change.
 //! - [`discovery`]: Exchange servers from the configuration partition.
 
@@ -16,9 +19,12 @@ pub mod change;
 pub mod connection;
 pub mod convergence;
 pub mod discovery;
+pub mod forest;
 pub mod guards;
 pub mod identity;
+pub mod metadata;
 pub mod password;
+pub mod policy;
 pub mod topology;
 
 pub use account::{UserAccount, uac_flag_names};

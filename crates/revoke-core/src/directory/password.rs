@@ -14,9 +14,15 @@ const SYMBOL: &[u8] = b"-_.!#%+=?";
 /// A password from the operating system's CSPRNG with every character class
 /// AD's complexity rule counts (it needs three of the four).
 pub fn generate() -> Password {
+    generate_with_length(GENERATED_LENGTH)
+}
+
+/// [`generate`] with `length` characters (at least 4, one of each class).
+pub fn generate_with_length(length: usize) -> Password {
+    let length = length.max(4);
     let alphabet: Vec<u8> = [UPPER, LOWER, DIGIT, SYMBOL].concat();
     loop {
-        let text: String = (0..GENERATED_LENGTH)
+        let text: String = (0..length)
             .map(|_| alphabet[uniform(alphabet.len())] as char)
             .collect();
         let has = |class: &[u8]| text.bytes().any(|b| class.contains(&b));

@@ -85,6 +85,28 @@ impl SessionOwner {
     }
 }
 
+/// What `revoke doctor` learns from one device: it logs in and lists the
+/// access sessions, and deletes nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Probe {
+    LoginFailed(String),
+    ListFailed(String),
+    /// Logged in and listed this many sessions.
+    Listed(usize),
+}
+
+/// Logs in to `device` and lists its APM sessions (`revoke doctor`).
+pub async fn probe(client: &F5Client, device: &F5Device) -> Probe {
+    let token = match client.login(device).await {
+        Ok(token) => token,
+        Err(why) => return Probe::LoginFailed(why),
+    };
+    match client.list(device, &token).await {
+        Ok(sessions) => Probe::Listed(sessions.len()),
+        Err(why) => Probe::ListFailed(why),
+    }
+}
+
 fn same(a: &str, b: &str) -> bool {
     a.eq_ignore_ascii_case(b) || a.to_lowercase() == b.to_lowercase()
 }

@@ -12,6 +12,7 @@ use crate::events::{
 };
 use crate::events::{F5Outcome, F5Status};
 use crate::plan::Method;
+use crate::residual::{self, KerberosPolicy, Residual};
 use crate::timestamp;
 
 pub use json::render as render_json;
@@ -30,6 +31,10 @@ pub struct RunReport {
     pub schema_version: u32,
     pub run_id: String,
     pub action: String,
+    /// `--ticket`: the change request the run belongs to; null without one.
+    pub ticket: Option<String>,
+    /// `--reason`: why, in the operator's words; null without one.
+    pub reason: Option<String>,
     pub method: Method,
     pub dry_run: bool,
     #[serde(serialize_with = "timestamp::serialize")]
@@ -50,6 +55,19 @@ pub struct RunReport {
     pub exposure: Option<Exposure>,
     /// `disable` / `reset` with `[f5]`: one entry per BIG-IP; empty otherwise.
     pub f5: Vec<F5Outcome>,
+    /// `disable` / `reset`: what no flush closes (Kerberos tickets, cached
+    /// logons, certificates) and until when; empty for `flush` and dry runs.
+    pub residual: Vec<Residual>,
+    /// `disable` / `reset`: the Kerberos lifetimes `residual` was computed
+    /// with, and where they came from; null for `flush`.
+    pub kerberos_policy: Option<KerberosPolicy>,
+    /// The journal this run was recorded in (docs/journal.md); null if it
+    /// was not recorded (a dry run, or `--no-journal`).
+    pub journal: Option<String>,
+    /// The operator turned the journal off (`--no-journal`).
+    pub no_journal: bool,
+    /// `retry`: the run whose open items this run took up.
+    pub retry_of: Option<String>,
 }
 
 /// The window in which a credential or token from before the run could
@@ -133,15 +151,36 @@ impl RunReport {
     pub fn all_ok(&self) -> bool {
         let directory_ok = self.directory.as_ref().is_none_or(|d| {
             d.users.iter().all(|u| u.status != UserStatus::Failed)
-                && d.domain_controllers
-                    .iter()
-                    .all(|dc| dc.status != DcStatus::NotConverged)
+                && d.domain_controllers.iter().all(|dc| !dc.status.is_open())
         });
         directory_ok
             && self.f5.iter().all(|d| d.status.is_success())
             && self.flush_skipped.is_none()
-            && !self.servers.is_empty()
+            && (!self.servers.is_empty() || !self.expects_servers())
             && self.servers.iter().all(|s| s.status.is_success())
+    }
+
+    /// Must the run have flushed servers to be ok? Not an `enable` (it
+    /// flushes nothing), nor a retry whose servers were all done before.
+    fn expects_servers(&self) -> bool {
+        self.action != "enable" && self.retry_of.is_none()
+    }
+
+    /// Was any account changed (or found already disabled)? Those are gated
+    /// and flushed even when another account's change failed.
+    pub fn has_changed_user(&self) -> bool {
+        self.directory.as_ref().is_some_and(|d| {
+            d.users.iter().any(|u| {
+                matches!(
+                    u.status,
+                    UserStatus::Disabled
+                        | UserStatus::AlreadyDisabled
+                        | UserStatus::Reset
+                        | UserStatus::Enabled
+                        | UserStatus::AlreadyEnabled
+                )
+            })
+        })
     }
 
     /// Did any account end with this status?
@@ -169,9 +208,14 @@ impl RunReport {
                 ));
             }
             for dc in &directory.domain_controllers {
-                if dc.status == DcStatus::NotConverged {
+                if dc.status.is_open() {
                     open.push(format!(
-                        "domain controller {}: {}",
+                        "{} {}: {}",
+                        if dc.read_only {
+                            "read-only domain controller"
+                        } else {
+                            "domain controller"
+                        },
                         dc.host,
                         dc.message.as_deref().unwrap_or("not converged")
                     ));
@@ -257,14 +301,21 @@ impl RunReport {
                     ActionStatus::Recycled | ActionStatus::Reset => summary.pools_recycled += 1,
                     ActionStatus::Absent => summary.pools_absent += 1,
                     ActionStatus::Stopped => summary.pools_stopped += 1,
-                    ActionStatus::Failed => summary.pools_failed += 1,
+                    // It may have run: not done as far as anyone can tell.
+                    ActionStatus::Failed | ActionStatus::Unknown => summary.pools_failed += 1,
                     ActionStatus::Planned => {}
                 }
             }
         }
         self.summary = summary;
         self.warnings = self.pools_absent_everywhere();
-        self.exposure = (!self.dry_run).then(|| self.exposure_window());
+        // An `enable` opens access: there is no exposure window to close.
+        self.exposure = (!self.dry_run && self.action != "enable").then(|| self.exposure_window());
+        self.residual = self
+            .kerberos_policy
+            .as_ref()
+            .map(|policy| residual::compute(self, policy))
+            .unwrap_or_default();
     }
 
     fn exposure_window(&self) -> Exposure {
@@ -277,11 +328,14 @@ impl RunReport {
             return open;
         }
         // Every DC confirmed (an unchecked one is not) and every server's
-        // old workers gone; None if any is missing.
+        // old workers gone; None if any is missing. A read-only DC without
+        // the user's password sends the user's logons to a writable DC: it
+        // has nothing to confirm.
         let dcs = self
             .directory
             .iter()
             .flat_map(|d| &d.domain_controllers)
+            .filter(|dc| dc.status != DcStatus::NotCached)
             .map(|dc| dc.confirmed_at);
         let servers = self.servers.iter().map(|s| s.old_workers_exited_at);
         // And every BIG-IP seen without the accounts' APM sessions.
@@ -339,6 +393,8 @@ impl RunReport {
             schema_version: SCHEMA_VERSION,
             run_id: run_id.to_string(),
             action: action.to_string(),
+            ticket: None,
+            reason: None,
             method: Method::Recycle,
             dry_run,
             started_at,
@@ -351,6 +407,11 @@ impl RunReport {
             flush_skipped: None,
             exposure: None,
             f5: Vec::new(),
+            residual: Vec::new(),
+            kerberos_policy: None,
+            journal: None,
+            no_journal: false,
+            retry_of: None,
         }
     }
 }
@@ -381,9 +442,21 @@ fn failed_actions(server: &ServerReport) -> Option<String> {
 pub struct ReportBuilder {
     report: Option<RunReport>,
     finished: std::collections::HashSet<String>,
+    /// For `disable` / `reset` reports (`residual`); Windows' defaults
+    /// unless the config gives the domain's own.
+    kerberos_policy: KerberosPolicy,
 }
 
 impl ReportBuilder {
+    /// A builder whose `disable` / `reset` reports compute `residual` with
+    /// this policy (the default builder uses Windows' defaults).
+    pub fn with_kerberos_policy(policy: KerberosPolicy) -> Self {
+        ReportBuilder {
+            kerberos_policy: policy,
+            ..ReportBuilder::default()
+        }
+    }
+
     /// The report; servers that never finished are marked interrupted.
     pub fn finish(self) -> Option<RunReport> {
         let mut report = self.report?;
@@ -465,9 +538,11 @@ impl Reporter for ReportBuilder {
                 change,
                 dry_run,
                 started_at,
+                ticket,
+                reason,
                 ..
             } => {
-                self.report = Some(RunReport::new(
+                let mut report = RunReport::new(
                     run_id,
                     change,
                     *dry_run,
@@ -476,7 +551,14 @@ impl Reporter for ReportBuilder {
                         users: Vec::new(),
                         domain_controllers: Vec::new(),
                     }),
-                ));
+                );
+                report.ticket = ticket.clone();
+                report.reason = reason.clone();
+                // What an `enable` leaves is access, not residual exposure.
+                if change != "enable" {
+                    report.kerberos_policy = Some(self.kerberos_policy.clone());
+                }
+                self.report = Some(report);
             }
             Event::UserFinished { user } => {
                 if let Some(d) = self.directory() {
@@ -554,7 +636,9 @@ impl Reporter for ReportBuilder {
             Event::ServerStarted { .. }
             | Event::StepChanged { .. }
             | Event::DirectoryStep { .. }
-            | Event::F5Step { .. } => {}
+            | Event::F5Step { .. }
+            | Event::AccountChanging { .. }
+            | Event::ServerMutating { .. } => {}
         }
     }
 }

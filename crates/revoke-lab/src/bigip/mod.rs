@@ -87,6 +87,34 @@ pub struct BigIpRequest {
     pub status: u16,
 }
 
+/// One login on the REST port. The password offered is kept so a test can
+/// check where a secret went ([`BigIpLogin::password_was`]); `Debug` never
+/// shows it.
+#[derive(Clone)]
+pub struct BigIpLogin {
+    pub at: SystemTime,
+    pub user: String,
+    pub accepted: bool,
+    password: String,
+}
+
+impl BigIpLogin {
+    /// Whether this login offered exactly `candidate` as its password.
+    pub fn password_was(&self, candidate: &str) -> bool {
+        self.password == candidate
+    }
+}
+
+impl std::fmt::Debug for BigIpLogin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BigIpLogin")
+            .field("at", &self.at)
+            .field("user", &self.user)
+            .field("accepted", &self.accepted)
+            .finish_non_exhaustive()
+    }
+}
+
 /// What the virtual server knows of a session it created.
 struct Access {
     /// The whole `MRHSession` value (the session id is its last 8 digits).
@@ -104,6 +132,8 @@ struct State {
     tokens: HashMap<String, Instant>,
     /// Every REST call answered, in order.
     requests: Vec<BigIpRequest>,
+    /// Every login attempt, in order.
+    logins: Vec<BigIpLogin>,
     /// The next `restOperationId` of a REST error.
     next_operation: u64,
 }
@@ -116,6 +146,7 @@ impl State {
             access: HashMap::new(),
             tokens: HashMap::new(),
             requests: Vec::new(),
+            logins: Vec::new(),
             next_operation: 1,
         }
     }
@@ -282,6 +313,11 @@ impl LabBigIp {
     /// Every call answered so far, in order.
     pub fn requests(&self) -> Vec<BigIpRequest> {
         self.state().requests.clone()
+    }
+
+    /// Every login attempt so far (who, accepted or not), in order.
+    pub fn logins(&self) -> Vec<BigIpLogin> {
+        self.state().logins.clone()
     }
 }
 

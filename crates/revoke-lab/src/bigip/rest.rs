@@ -180,6 +180,12 @@ impl State {
             && provider == "tmos"
             && user == self.config.admin_user
             && password == self.config.admin_password;
+        self.logins.push(super::BigIpLogin {
+            at: SystemTime::now(),
+            user: user.clone(),
+            accepted,
+            password: password.to_string(),
+        });
         if !accepted {
             let (status, mut answer) =
                 self.error(StatusCode::UNAUTHORIZED, "Authentication failed.", peer_ip);
@@ -327,6 +333,15 @@ mod tests {
             login(&mut s, super::super::LAB_DEFAULT_PASSWORD).0,
             StatusCode::UNAUTHORIZED
         );
+        // Every attempt is recorded, with what it offered (never in Debug).
+        let seen: Vec<(bool, bool)> = s
+            .logins
+            .iter()
+            .map(|l| (l.accepted, l.password_was("wrong")))
+            .collect();
+        assert_eq!(seen, [(false, true), (true, false), (false, false)]);
+        assert!(s.logins.iter().all(|l| l.user == "revoke-f5"));
+        assert!(!format!("{:?}", s.logins).contains("wrong"));
     }
 
     #[test]

@@ -65,9 +65,21 @@ impl Domain {
                 "BindSimple: Transport encryption required.",
             ));
         }
-        let data = self.data(dc);
-        let Some(entry) = self.find_account(&data, who) else {
-            return Err(bind_error("525"));
+        // An account of the forest's other domain binds here too (a DC
+        // passes the logon to that domain), as on Windows.
+        let local = self.find_account(&self.data(dc), who).cloned();
+        let (entry, home) = match local {
+            Some(entry) => (entry, None),
+            None => {
+                let peer = self.peer();
+                let found = peer
+                    .as_ref()
+                    .and_then(|p| p.find_account(&p.data(0), who).cloned());
+                match (found, peer) {
+                    (Some(entry), Some(peer)) => (entry, Some(peer)),
+                    _ => return Err(bind_error("525")),
+                }
+            }
         };
         if password.is_empty() || !entry.secrets.accepts(password) {
             return Err(bind_error("52e"));
@@ -81,10 +93,31 @@ impl Domain {
         if entry.first("pwdLastSet").as_deref() == Some("0") {
             return Err(bind_error("773"));
         }
+        let admin = match &home {
+            None => self.is_admin(dc, &entry) || self.is_enterprise_admin(self, dc, &entry),
+            Some(home) => self.is_enterprise_admin(home, 0, &entry),
+        };
         Ok(Bound {
             dn: Some(entry.dn.clone()),
-            admin: self.is_admin(&data, entry),
+            admin,
         })
+    }
+
+    /// Enterprise Admins of the forest root, seen from `home`, the
+    /// account's own domain: administrators in every domain of the forest.
+    fn is_enterprise_admin(&self, home: &Domain, dc: usize, entry: &Entry) -> bool {
+        let enterprise_admins = sid_bytes(&format!("{}-519", self.root_sid()));
+        home.token_sids(dc, entry).contains(&enterprise_admins)
+    }
+
+    /// The account's token: its groups in its own domain and the universal
+    /// groups of the forest's other domain.
+    pub fn token_sids(&self, dc: usize, entry: &Entry) -> Vec<Vec<u8>> {
+        let (mut sids, dns) = self.token_groups(&self.data(dc), entry);
+        if let Some(peer) = self.peer() {
+            sids.extend(peer.universal_groups_containing(&dns));
+        }
+        sids
     }
 
     fn find_account<'d>(&self, data: &'d DcData, who: &str) -> Option<&'d Entry> {
@@ -106,8 +139,10 @@ impl Domain {
         if let Some((name, suffix)) = who.split_once('@') {
             let by_upn =
                 accounts().find(|e| e.first("userPrincipalName").is_some_and(|u| same(&u, who)));
+            // The implicit UPN; Samba also takes the NetBIOS name as the
+            // suffix (docs/windows-behaviour.md §7.16).
             return by_upn.or_else(|| {
-                same(suffix, &self.dns_domain)
+                (same(suffix, &self.dns_domain) || same(suffix, &self.netbios))
                     .then(|| {
                         accounts()
                             .find(|e| e.first("sAMAccountName").is_some_and(|s| same(&s, name)))
@@ -119,7 +154,7 @@ impl Domain {
     }
 
     /// RID 500, or a member of Domain Admins, Enterprise Admins or Administrators.
-    fn is_admin(&self, data: &DcData, entry: &Entry) -> bool {
+    fn is_admin(&self, dc: usize, entry: &Entry) -> bool {
         if entry.rid() == Some(500) {
             return true;
         }
@@ -128,7 +163,8 @@ impl Domain {
             sid_bytes(&format!("{}-519", self.domain_sid)),
             sid_bytes("S-1-5-32-544"),
         ];
-        data.groups_of(&entry.dn)
+        self.data(dc)
+            .groups_of(&entry.dn)
             .iter()
             .any(|g| g.values("objectSid").iter().any(|s| admin_sids.contains(s)))
     }

@@ -4,15 +4,18 @@
 //! Who may do what is `access`; how copies converge is `replication`.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+
+/// AD's default MaxPageSize (docs/windows-behaviour.md §2.20).
+pub const DEFAULT_MAX_PAGE_SIZE: usize = 1000;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::Duration;
 
 use ldap3_proto::proto::{LdapFilter, LdapModifyType, LdapSearchScope};
 
 use super::access::{Bound, Delegation};
 use super::filter;
-use super::replication::{Replication, root_dse_modify_refused};
+use super::replication::Replication;
 use super::store::*;
 
 fn no_such_object(data: &DcData, dn: &str) -> LdapError {
@@ -44,17 +47,28 @@ pub struct Modification {
 pub struct Domain {
     pub base_dn: String,
     pub config_dn: String,
+    /// The forest root domain's naming context (this domain's own, unless
+    /// it is a child domain).
+    pub root_domain_dn: String,
+    /// The forest's other domain (a two-domain forest: the root's child, or
+    /// the child's root): where cross-domain binds, universal groups and
+    /// the Global Catalog look.
+    pub peer: OnceLock<Weak<Domain>>,
     pub dns_domain: String,
     pub netbios: String,
     pub domain_sid: String,
     pub dcs: Vec<DcInfo>,
     pub delegations: Mutex<Vec<Delegation>>,
     pub allow_plain_bind: bool,
+    /// AD's MaxPageSize: at most this many entries per search or page.
+    pub max_page_size: AtomicUsize,
     data: Vec<Mutex<DcData>>,
     /// How changes made here reach the other DCs.
     pub replication: Replication,
     stamp: AtomicU64,
     next_rid: AtomicU32,
+    /// Per DC: its invocation id, which stamps its originating writes.
+    pub invocation_ids: Vec<String>,
 }
 
 impl Domain {
@@ -70,12 +84,15 @@ impl Domain {
             .map(|p| format!("DC={p}"))
             .collect::<Vec<_>>()
             .join(",");
+        let dc_count = dcs.len();
         let mut random = [0u8; 12];
         let _ = getrandom::fill(&mut random);
         let sub =
             |i: usize| u32::from_le_bytes([random[i], random[i + 1], random[i + 2], random[i + 3]]);
         Domain {
             config_dn: format!("CN=Configuration,{base_dn}"),
+            root_domain_dn: base_dn.clone(),
+            peer: OnceLock::new(),
             base_dn,
             dns_domain: dns_domain.to_string(),
             netbios: netbios.to_string(),
@@ -84,14 +101,52 @@ impl Domain {
             dcs,
             delegations: Mutex::new(Vec::new()),
             allow_plain_bind,
+            max_page_size: AtomicUsize::new(DEFAULT_MAX_PAGE_SIZE),
             replication: Replication::new(delays),
             stamp: AtomicU64::new(1),
             next_rid: AtomicU32::new(1103),
+            invocation_ids: (0..dc_count)
+                .map(|_| uuid::Uuid::new_v4().to_string())
+                .collect(),
         }
+    }
+
+    /// A child domain of `root`'s forest: its configuration partition and
+    /// forest root are the root's.
+    pub fn new_child(
+        dns_domain: &str,
+        netbios: &str,
+        dcs: Vec<DcInfo>,
+        delays: Vec<Option<Duration>>,
+        allow_plain_bind: bool,
+        root: &Domain,
+    ) -> Self {
+        let mut child = Domain::new(dns_domain, netbios, dcs, delays, allow_plain_bind);
+        child.config_dn = root.config_dn.clone();
+        child.root_domain_dn = root.base_dn.clone();
+        child
     }
 
     pub fn dc_count(&self) -> usize {
         self.data.len()
+    }
+
+    /// The forest's other domain, if there is one.
+    pub fn peer(&self) -> Option<Arc<Domain>> {
+        self.peer.get().and_then(Weak::upgrade)
+    }
+
+    /// Is this the forest root domain?
+    pub fn is_root(&self) -> bool {
+        norm_dn(&self.root_domain_dn) == norm_dn(&self.base_dn)
+    }
+
+    /// The forest root domain's SID (Enterprise Admins are its RID 519).
+    pub fn root_sid(&self) -> String {
+        match self.peer() {
+            Some(peer) if !self.is_root() => peer.domain_sid.clone(),
+            _ => self.domain_sid.clone(),
+        }
     }
 
     pub fn data(&self, dc: usize) -> MutexGuard<'_, DcData> {
@@ -114,7 +169,7 @@ impl Domain {
         let data = self.data(dc);
         let mut e = Entry::new("");
         e.set_str("defaultNamingContext", self.base_dn.clone());
-        e.set_str("rootDomainNamingContext", self.base_dn.clone());
+        e.set_str("rootDomainNamingContext", self.root_domain_dn.clone());
         e.set_str("configurationNamingContext", self.config_dn.clone());
         e.set_str(
             "schemaNamingContext",
@@ -148,8 +203,12 @@ impl Domain {
         e.set_str("supportedLDAPVersion", "3");
         e.set(
             "supportedExtension",
-            vec![b"1.3.6.1.4.1.1466.20037".to_vec()],
+            vec![
+                b"1.3.6.1.4.1.1466.20037".to_vec(),
+                b"1.3.6.1.4.1.4203.1.11.3".to_vec(),
+            ],
         );
+        e.set("supportedControl", vec![b"1.2.840.113556.1.4.319".to_vec()]);
         e.set_str("domainFunctionality", "4");
         e.set_str("forestFunctionality", "4");
         e.set_str("domainControllerFunctionality", "4");
@@ -171,26 +230,261 @@ impl Domain {
         if !base_norm.is_empty() && !data.entries.contains_key(&base_norm) {
             return Err(no_such_object(&data, base));
         }
-        let in_scope = |norm: &str| match scope {
-            LdapSearchScope::Base => norm == base_norm,
-            LdapSearchScope::OneLevel => parent_norm(norm) == base_norm,
-            LdapSearchScope::Subtree => {
-                base_norm.is_empty()
-                    || norm == base_norm
-                    || norm.ends_with(&format!(",{base_norm}"))
-            }
-            LdapSearchScope::Children => {
-                norm != base_norm
-                    && (base_norm.is_empty() || norm.ends_with(&format!(",{base_norm}")))
-            }
-        };
-        Ok(data
+        let wants_token = attrs.iter().any(|a| a.eq_ignore_ascii_case("tokenGroups"));
+        let wants_meta = attrs
+            .iter()
+            .any(|a| a.eq_ignore_ascii_case("msDS-ReplAttributeMetaData"));
+        if wants_token && *scope != LdapSearchScope::Base {
+            // Samba's text (AD refuses the same way, [MS-ADTS] 3.1.1.4.5.19).
+            return Err(LdapError::new(
+                1,
+                "00002020: operational_search_post_process failed for attribute 'tokenGroups' \
+                 - Cannot provide tokenGroups attribute, this is not a BASE search",
+            ));
+        }
+        // The configuration partition is its own naming context: a search of
+        // the domain's tree does not descend into it (Samba and AD answer
+        // with a continuation reference instead).
+        let other_nc = |norm: &str| !self.in_config(&base_norm) && self.in_config(norm);
+        let mut found: Vec<(Entry, Option<Vec<String>>)> = data
             .entries
             .iter()
-            .filter(|(norm, _)| in_scope(norm))
+            .filter(|(norm, _)| in_scope(scope, &base_norm, norm) && !other_nc(norm))
             .filter(|(_, e)| filter::matches(filter, e, &data))
-            .map(|(_, e)| project(e, attrs, &data))
-            .collect())
+            .map(|(_, e)| {
+                let mut out = project(e, attrs, &data);
+                let mut groups = None;
+                if wants_token {
+                    let (sids, dns) = self.token_groups(&data, e);
+                    out.set("tokenGroups", sids);
+                    groups = Some(dns);
+                }
+                if wants_meta {
+                    // Constructed, like Windows (Samba serves none).
+                    let dsa_of = |id: &str| self.dsa_of_invocation(id);
+                    out.set(
+                        "msDS-ReplAttributeMetaData",
+                        e.repl_attribute_meta_data(dsa_of),
+                    );
+                }
+                (out, groups)
+            })
+            .collect();
+        drop(data);
+        // Universal groups of the forest's other domain are in the token too
+        // (a DC asks a Global Catalog for them): looked up with this DC's
+        // copy released, so two domains never wait on each other.
+        if let Some(peer) = self.peer() {
+            for (out, groups) in &mut found {
+                if let Some(dns) = groups {
+                    let mut sids = out.values("tokenGroups").to_vec();
+                    for sid in peer.universal_groups_containing(dns) {
+                        if !sids.contains(&sid) {
+                            sids.push(sid);
+                        }
+                    }
+                    out.set("tokenGroups", sids);
+                }
+            }
+        }
+        Ok(found.into_iter().map(|(e, _)| e).collect())
+    }
+
+    fn in_config(&self, norm: &str) -> bool {
+        let config_norm = norm_dn(&self.config_dn);
+        norm == config_norm || norm.ends_with(&format!(",{config_norm}"))
+    }
+
+    /// SIDs of this domain's universal groups that hold any of `dns`
+    /// (normalised), directly or through nesting (on its first DC's copy).
+    pub fn universal_groups_containing(&self, dns: &[String]) -> Vec<Vec<u8>> {
+        let data = self.data(0);
+        data.entries
+            .values()
+            .filter(|g| g.has_class("group") && is_universal(g) && g.get("member").is_some())
+            .filter(|g| {
+                let closure = data.members_closure(g);
+                dns.iter().any(|dn| closure.contains(dn))
+            })
+            .flat_map(|g| g.values("objectSid").to_vec())
+            .collect()
+    }
+
+    /// A search of the Global Catalog this domain's first DC serves: the
+    /// whole forest as one tree (this domain's and the other domain's
+    /// objects, no referrals between them), each domain object with the
+    /// partial attribute set only; the configuration partition in full
+    /// (docs/windows-behaviour.md §2.29).
+    pub fn gc_search(
+        &self,
+        base: &str,
+        scope: &LdapSearchScope,
+        filter: &LdapFilter,
+        attrs: &[String],
+    ) -> LdapResult<Vec<Entry>> {
+        let base_norm = norm_dn(base);
+        let mut domains: Vec<Arc<Domain>> = Vec::new();
+        if let Some(peer) = self.peer() {
+            domains.push(peer);
+        }
+        let wants_member_of = attrs.is_empty()
+            || attrs
+                .iter()
+                .any(|a| a == "*" || a.eq_ignore_ascii_case("memberOf"));
+        let asked: Vec<String> = attrs
+            .iter()
+            .filter(|a| !a.eq_ignore_ascii_case("memberOf"))
+            .cloned()
+            .collect();
+        let mut out = Vec::new();
+        let mut base_found = base_norm.is_empty();
+        let mut collect = |domain: &Domain, config: bool| {
+            let data = domain.data(0);
+            base_found |= data.entries.contains_key(&base_norm);
+            for (norm, e) in &data.entries {
+                let in_config = domain.in_config(norm);
+                if in_config != config || !in_scope(scope, &base_norm, norm) {
+                    continue;
+                }
+                let partial = if in_config { e.clone() } else { partial(e) };
+                if filter::matches(filter, &partial, &data) {
+                    let mut entry = project(&partial, &asked, &data);
+                    if asked.is_empty() || asked.iter().any(|a| a == "*") {
+                        entry.set("memberOf", Vec::new());
+                    }
+                    out.push(entry);
+                }
+            }
+        };
+        // The root's own objects and the configuration partition (held once),
+        // then the other domain's objects.
+        collect(self, true);
+        collect(self, false);
+        for domain in &domains {
+            collect(domain, false);
+        }
+        if !base_found {
+            return Err(no_such_object(&self.data(0), base));
+        }
+        if wants_member_of {
+            // memberOf on a GC: the universal groups of every domain.
+            let all: Vec<Arc<Domain>> = domains;
+            for entry in &mut out {
+                let norm = entry.norm();
+                let mut groups: Vec<Vec<u8>> = Vec::new();
+                let mut add = |domain: &Domain| {
+                    let data = domain.data(0);
+                    for g in data.entries.values() {
+                        if is_universal(g) && g.strings("member").iter().any(|m| norm_dn(m) == norm)
+                        {
+                            groups.push(g.dn.clone().into_bytes());
+                        }
+                    }
+                };
+                add(self);
+                for domain in &all {
+                    add(domain);
+                }
+                entry.set("memberOf", groups);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Other naming contexts this DC knows of but does not hold, as
+    /// (normalised nCName, LDAP URL): the configuration partition and every
+    /// domain with a crossRef in it (a child domain, say).
+    fn foreign_contexts(&self, data: &DcData) -> Vec<(String, String)> {
+        let own = norm_dn(&self.base_dn);
+        let mut out = vec![(
+            norm_dn(&self.config_dn),
+            format!("ldaps://{}/{}", self.dns_domain, self.config_dn),
+        )];
+        for e in data.entries.values().filter(|e| e.has_class("crossRef")) {
+            if let (Some(nc), Some(dns)) = (e.first("nCName"), e.first("dnsRoot"))
+                && norm_dn(&nc) != own
+            {
+                out.push((norm_dn(&nc), format!("ldaps://{dns}/{nc}")));
+            }
+        }
+        out
+    }
+
+    /// A referral for a search based in a naming context this DC does not
+    /// hold (result 10, as AD answers a DN of another domain).
+    pub fn referral(&self, dc: usize, base: &str) -> Option<String> {
+        let base_norm = norm_dn(base);
+        let config_norm = norm_dn(&self.config_dn);
+        if base_norm.is_empty()
+            || base_norm == config_norm
+            || base_norm.ends_with(&format!(",{config_norm}"))
+        {
+            return None;
+        }
+        let data = self.data(dc);
+        // The most specific naming context holding the base decides: a
+        // child domain's DNs also end with its forest root's.
+        let own = norm_dn(&self.base_dn);
+        let under = |nc: &str| base_norm == nc || base_norm.ends_with(&format!(",{nc}"));
+        self.foreign_contexts(&data)
+            .into_iter()
+            .filter(|(nc, _)| under(nc))
+            .max_by_key(|(nc, _)| nc.len())
+            .filter(|(nc, _)| !under(&own) || nc.len() > own.len())
+            .map(|(_, url)| url)
+    }
+
+    /// The continuation references a search of `base` in `scope` returns:
+    /// every naming context below the base that this DC does not hold.
+    pub fn references(&self, dc: usize, base: &str, scope: &LdapSearchScope) -> Vec<String> {
+        let base_norm = norm_dn(base);
+        let data = self.data(dc);
+        self.foreign_contexts(&data)
+            .into_iter()
+            .filter(|(nc, _)| match scope {
+                LdapSearchScope::Subtree | LdapSearchScope::Children => {
+                    !base_norm.is_empty() && nc.ends_with(&format!(",{base_norm}"))
+                }
+                LdapSearchScope::OneLevel => parent_norm(nc) == base_norm,
+                LdapSearchScope::Base => false,
+            })
+            .map(|(_, url)| url)
+            .collect()
+    }
+
+    /// tokenGroups: the SIDs of every group in the account's logon token:
+    /// its groups through `member` (nested), its primary group and that
+    /// group's own groups; not the account's own SID. Also the normalised
+    /// DNs of the account and of those groups, for the universal groups of
+    /// another domain that hold them.
+    pub fn token_groups(&self, data: &DcData, entry: &Entry) -> (Vec<Vec<u8>>, Vec<String>) {
+        if !entry.has_class("user") {
+            return (Vec::new(), Vec::new());
+        }
+        let mut groups: Vec<&Entry> = data.groups_of(&entry.dn);
+        let primary = entry
+            .number("primaryGroupID")
+            .map(|rid| sid_bytes(&format!("{}-{rid}", self.domain_sid)));
+        if let Some(primary) = primary
+            && let Some(group) = data
+                .entries
+                .values()
+                .find(|g| g.has_class("group") && g.values("objectSid").contains(&primary))
+        {
+            groups.push(group);
+            groups.extend(data.groups_of(&group.dn));
+        }
+        let mut sids: Vec<Vec<u8>> = Vec::new();
+        let mut dns = vec![entry.norm()];
+        for group in groups {
+            dns.push(group.norm());
+            for sid in group.values("objectSid") {
+                if !sids.contains(sid) {
+                    sids.push(sid.clone());
+                }
+            }
+        }
+        (sids, dns)
     }
 
     // ------------------------------------------------------------ add
@@ -236,6 +530,14 @@ impl Domain {
             }
         }
         entry.stamp = self.next_stamp();
+        let usn = data.usn + 1;
+        let mut written: Vec<String> = entry.attrs().map(|a| a.name.clone()).collect();
+        if entry.secrets.current.is_some() {
+            written.push("unicodePwd".into());
+        }
+        for name in written {
+            entry.stamp_attribute(&name, &self.invocation_ids[dc], usn);
+        }
         data.put(entry.clone(), true);
         drop(data);
         self.replicate(dc, Replica::Put(entry));
@@ -336,7 +638,7 @@ impl Domain {
         tls: bool,
     ) -> LdapResult<()> {
         if norm_dn(dn).is_empty() {
-            return Err(root_dse_modify_refused());
+            return self.root_dse_modify(dc, who, changes);
         }
         let mut data = self.data(dc);
         let Some(current) = data.get(dn) else {
@@ -350,6 +652,14 @@ impl Domain {
         check_user_account_control(&mut entry)?;
         entry.set_str("whenChanged", generalized_now());
         entry.stamp = self.next_stamp();
+        let usn = data.usn + 1;
+        for change in changes {
+            entry.stamp_attribute(&change.attr, &self.invocation_ids[dc], usn);
+            if change.attr.eq_ignore_ascii_case("unicodePwd") {
+                // A new password sets pwdLastSet too.
+                entry.stamp_attribute("pwdLastSet", &self.invocation_ids[dc], usn);
+            }
+        }
         data.put(entry.clone(), false);
         drop(data);
         self.replicate(dc, Replica::Put(entry));
@@ -379,6 +689,63 @@ impl Domain {
         self.replicate(dc, Replica::Remove { norm, stamp });
         Ok(())
     }
+}
+
+/// Is the normalised DN `norm` in `scope` of the search based at `base_norm`?
+pub fn in_scope(scope: &LdapSearchScope, base_norm: &str, norm: &str) -> bool {
+    match scope {
+        LdapSearchScope::Base => norm == base_norm,
+        LdapSearchScope::OneLevel => parent_norm(norm) == base_norm,
+        LdapSearchScope::Subtree => {
+            base_norm.is_empty() || norm == base_norm || norm.ends_with(&format!(",{base_norm}"))
+        }
+        LdapSearchScope::Children => {
+            norm != base_norm && (base_norm.is_empty() || norm.ends_with(&format!(",{base_norm}")))
+        }
+    }
+}
+
+/// A domain object as a Global Catalog holds it: the partial attribute
+/// set only, and `member` of universal groups only
+/// (docs/windows-behaviour.md §2.29).
+fn partial(entry: &Entry) -> Entry {
+    const PARTIAL_ATTRIBUTE_SET: &[&str] = &[
+        "objectclass",
+        "objectcategory",
+        "objectguid",
+        "objectsid",
+        "samaccountname",
+        "samaccounttype",
+        "userprincipalname",
+        "mail",
+        "displayname",
+        "cn",
+        "name",
+        "dc",
+        "ou",
+        "distinguishedname",
+        "useraccountcontrol",
+        "primarygroupid",
+        "grouptype",
+        "member",
+        "instancetype",
+    ];
+    let mut out = Entry::new(&entry.dn);
+    for attr in entry.attrs() {
+        let key = attr.name.to_ascii_lowercase();
+        if !PARTIAL_ATTRIBUTE_SET.contains(&key.as_str())
+            || (key == "member" && !is_universal(entry))
+        {
+            continue;
+        }
+        out.set(&attr.name, attr.values.clone());
+    }
+    out
+}
+
+/// groupType with GROUP_TYPE_UNIVERSAL_GROUP (0x8).
+pub fn is_universal(group: &Entry) -> bool {
+    group.number("groupType").is_some_and(|t| t & 0x8 != 0)
 }
 
 pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {

@@ -9,6 +9,24 @@
 //! (`None`, like the Samba test domain's DC2), or when [`Directory::sync`]
 //! pulls it. Like Samba, no DC accepts rootDSE `replicateSingleObject`.
 //!
+//! Like Windows (and unlike Samba), each DC answers LDAP "Who am I?" with
+//! `u:DOMAIN\sam`, and enforces a MaxPageSize (1,000, settable) on searches
+//! without the paged results control, which it serves. Like both, it
+//! computes `tokenGroups` on base searches, and refers searches that reach
+//! another naming context (the configuration partition, a domain with a
+//! crossRef) instead of answering for it.
+//!
+//! With [`DirectoryConfig::child`], a two-domain forest: the root domain
+//! and a child domain (its own DCs on their own addresses, on the same
+//! ports; its own data and SID), one configuration partition (crossRefs
+//! of both domains, the server and NTDS Settings objects of every DC; it
+//! is copied to the child's DCs at start and does not change afterwards),
+//! child DCs whose rootDSE names the root as forest root, referrals for the
+//! other domain's DNs, and a read-only Global Catalog on the root's first
+//! DC (its own port) that serves both domains' objects with the partial
+//! attribute set and binds accounts of either domain. Samba cannot host a
+//! child domain, so this is where multi-domain behaviour is tested.
+//!
 //! Modules: `store` (entries, DNs, AD's value rules), `filter` (search
 //! filters), `domain` (the LDAP operations: rootDSE, search, add, modify,
 //! delete), `access` (binds, administrators, delegated rights),
@@ -92,6 +110,51 @@ pub struct SeedExchangeServer {
     pub version: String,
 }
 
+/// A child domain of the forest (e.g. child.lab.example.test under
+/// lab.example.test), with its own DCs and data.
+#[derive(Debug, Clone)]
+pub struct ChildDomainConfig {
+    /// "child.lab.example.test": must end with the root's DNS name.
+    pub dns_domain: String,
+    /// "CHILD"
+    pub netbios_domain: String,
+    /// Its DCs: addresses of their own, listening on the root's ports.
+    pub dcs: Vec<DcConfig>,
+    /// The child's own Administrator (RID 500 of the child).
+    pub admin_password: String,
+    /// Users made at start (in the child's OU=Staff unless they say otherwise).
+    pub users: Vec<SeedUser>,
+    /// The Global Catalog's LDAPS port on the root's first DC (Windows:
+    /// 3269); 0 = a free one.
+    pub global_catalog_port: u16,
+    /// Its plain port for StartTLS (Windows: 3268), when the directory has
+    /// plain listeners; 0 = a free one.
+    pub global_catalog_ldap_port: u16,
+}
+
+impl Default for ChildDomainConfig {
+    fn default() -> Self {
+        ChildDomainConfig {
+            dns_domain: "child.lab.example.test".into(),
+            netbios_domain: "CHILD".into(),
+            dcs: vec![
+                DcConfig {
+                    address: Ipv4Addr::new(127, 0, 0, 11),
+                    replication_delay: Some(Duration::from_secs(15)),
+                },
+                DcConfig {
+                    address: Ipv4Addr::new(127, 0, 0, 12),
+                    replication_delay: Some(Duration::from_secs(15)),
+                },
+            ],
+            admin_password: super::LAB_DEFAULT_PASSWORD.to_string(),
+            users: Vec::new(),
+            global_catalog_port: 0,
+            global_catalog_ldap_port: 0,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct DirectoryConfig {
     /// "lab.example.test": the base DN is DC=lab,DC=example,DC=test.
@@ -115,6 +178,9 @@ pub struct DirectoryConfig {
     /// The Exchange organisation's name (CN=<org>,CN=Microsoft Exchange,...).
     pub exchange_org: String,
     pub exchange_servers: Vec<SeedExchangeServer>,
+    /// A child domain, making a two-domain forest with a Global Catalog
+    /// [default: none, one domain].
+    pub child: Option<ChildDomainConfig>,
 }
 
 impl Default for DirectoryConfig {
@@ -141,6 +207,7 @@ impl Default for DirectoryConfig {
             users: Vec::new(),
             exchange_org: "Lab Org".into(),
             exchange_servers: Vec::new(),
+            child: None,
         }
     }
 }
@@ -149,6 +216,10 @@ impl Default for DirectoryConfig {
 /// every listener and connection.
 pub struct Directory {
     domain: Arc<Domain>,
+    /// The child domain of a two-domain forest.
+    child: Option<Arc<Domain>>,
+    /// The Global Catalog's LDAPS port and plain (StartTLS) port.
+    global_catalog: Option<(u16, Option<u16>)>,
     ca_pem: String,
     ldaps_port: u16,
     ldap_port: Option<u16>,
@@ -200,10 +271,10 @@ impl Directory {
         if config.dcs.is_empty() {
             bail!("the lab directory needs at least one DC");
         }
-        let addresses: Vec<Ipv4Addr> = config.dcs.iter().map(|d| d.address).collect();
+        let root_addresses: Vec<Ipv4Addr> = config.dcs.iter().map(|d| d.address).collect();
         let ca = super::tls::LabCa::new().context("lab CA")?;
         let base_dn = seed::base_dn(&config.dns_domain);
-        let infos: Vec<DcInfo> = addresses
+        let infos: Vec<DcInfo> = root_addresses
             .iter()
             .enumerate()
             .map(|(i, a)| DcInfo {
@@ -215,18 +286,37 @@ impl Directory {
             &config.dns_domain,
             &config.netbios_domain,
             infos,
-            vec![None; addresses.len()],
+            vec![None; root_addresses.len()],
             config.allow_plain_bind,
         ));
         seed::seed(&domain, &config).context("seeding the lab directory")?;
+        let child = match &config.child {
+            Some(child_config) => Some(start_child(&domain, child_config, &config)?),
+            None => None,
+        };
         for dc in 1..domain.dc_count() {
             domain.pull(0, dc, None);
         }
-        for (i, dc) in config.dcs.iter().enumerate() {
-            domain.set_delay(i, dc.replication_delay);
+        if let Some(child) = &child {
+            share_configuration(&domain, child);
         }
-        domain.set_runtime(tokio::runtime::Handle::current());
+        let mut domains: Vec<(&Arc<Domain>, &DcConfig, usize)> = Vec::new();
+        for (i, dc) in config.dcs.iter().enumerate() {
+            domains.push((&domain, dc, i));
+        }
+        if let (Some(child), Some(child_config)) = (&child, &config.child) {
+            for (i, dc) in child_config.dcs.iter().enumerate() {
+                domains.push((child, dc, i));
+            }
+        }
+        for (d, dc, i) in &domains {
+            d.set_delay(*i, dc.replication_delay);
+            d.set_runtime(tokio::runtime::Handle::current());
+        }
 
+        // Every DC of every domain on the same ports (revoke reaches each DC
+        // on the port of the URL it was given).
+        let addresses: Vec<Ipv4Addr> = domains.iter().map(|(_, dc, _)| dc.address).collect();
         let (ldaps_port, ldaps) = bind_all(&addresses, config.ldaps_port)
             .await
             .context("LDAPS listeners")?;
@@ -237,31 +327,75 @@ impl Directory {
         let ldap_port = plain.as_ref().map(|(p, _)| *p);
         let mut tasks = Vec::new();
         let mut plain_listeners = plain.map(|(_, l)| l).unwrap_or_default().into_iter();
-        for (i, listener) in ldaps.into_iter().enumerate() {
-            let name = format!("DC{}", i + 1);
-            let cert = ca.issue_server(&name, &config.dns_domain, IpAddr::V4(addresses[i]))?;
+        let mut first_acceptor = None;
+        for (listener, (d, _, i)) in ldaps.into_iter().zip(&domains) {
+            let name = if d.is_root() {
+                format!("DC{}", i + 1)
+            } else {
+                format!("CHILDDC{}", i + 1)
+            };
+            let address = IpAddr::V4(d.dcs[*i].host.parse()?);
+            let cert = ca.issue_server(&name, &d.dns_domain, address)?;
             let mut tls = (*cert.server_config()?).clone();
             tls.alpn_protocols.clear();
             let acceptor = TlsAcceptor::from(Arc::new(tls));
+            first_acceptor.get_or_insert_with(|| acceptor.clone());
             tasks.push(tokio::spawn(accept_loop(
                 listener,
-                domain.clone(),
-                i,
+                (*d).clone(),
+                *i,
+                false,
                 acceptor.clone(),
                 true,
             )));
             if let Some(listener) = plain_listeners.next() {
                 tasks.push(tokio::spawn(accept_loop(
                     listener,
-                    domain.clone(),
-                    i,
+                    (*d).clone(),
+                    *i,
+                    false,
                     acceptor,
                     false,
                 )));
             }
         }
+        // The Global Catalog on the root's first DC, on ports of its own.
+        let mut global_catalog = None;
+        if let (Some(child_config), Some(acceptor)) = (&config.child, first_acceptor) {
+            let gc_address = [root_addresses[0]];
+            let (gc_port, mut gc) = bind_all(&gc_address, child_config.global_catalog_port)
+                .await
+                .context("Global Catalog listener")?;
+            tasks.push(tokio::spawn(accept_loop(
+                gc.remove(0),
+                domain.clone(),
+                0,
+                true,
+                acceptor.clone(),
+                true,
+            )));
+            let mut gc_plain = None;
+            if ldap_port.is_some() {
+                let (port, mut listeners) =
+                    bind_all(&gc_address, child_config.global_catalog_ldap_port)
+                        .await
+                        .context("Global Catalog StartTLS listener")?;
+                tasks.push(tokio::spawn(accept_loop(
+                    listeners.remove(0),
+                    domain.clone(),
+                    0,
+                    true,
+                    acceptor,
+                    false,
+                )));
+                gc_plain = Some(port);
+            }
+            global_catalog = Some((gc_port, gc_plain));
+        }
         Ok(Directory {
             domain,
+            child,
+            global_catalog,
             ca_pem: ca.cert_pem().to_string(),
             ldaps_port,
             ldap_port,
@@ -273,6 +407,18 @@ impl Directory {
 
     /// Closes every listener and connection.
     pub fn stop(self) {}
+
+    /// Serve rootDSE `replicateSingleObject` as Windows does (to
+    /// administrators and accounts granted Replication Synchronization), or
+    /// refuse it as Samba does (the default).
+    pub fn set_forced_replication(&self, on: bool) {
+        self.domain.set_forced_replication(on);
+    }
+
+    /// Grants Replication Synchronization on the domain to the object `dn`.
+    pub fn grant_replication_sync(&self, dn: &str) {
+        self.domain.grant_replication_sync(dn);
+    }
 
     // ------------------------------------------------------------ where
 
@@ -308,6 +454,25 @@ impl Directory {
             389 => format!("ldap://{}", self.host(dc)),
             port => format!("ldap://{}:{port}", self.host(dc)),
         })
+    }
+
+    /// The child domain of a two-domain forest ([`DirectoryConfig::child`]).
+    pub fn child(&self) -> Option<ChildDomain<'_>> {
+        self.child.as_ref().map(|domain| ChildDomain { domain })
+    }
+
+    /// `ldaps://<root's first DC>:PORT` of the forest's Global Catalog
+    /// (a two-domain forest only).
+    pub fn global_catalog_url(&self) -> Option<String> {
+        self.global_catalog
+            .map(|(port, _)| format!("ldaps://{}:{port}", self.host(1)))
+    }
+
+    /// `ldap://<root's first DC>:PORT` of the Global Catalog, for StartTLS.
+    pub fn global_catalog_ldap_url(&self) -> Option<String> {
+        self.global_catalog
+            .and_then(|(_, plain)| plain)
+            .map(|port| format!("ldap://{}:{port}", self.host(1)))
     }
 
     /// PEM of the CA that signed every DC's certificate.
@@ -384,24 +549,7 @@ impl Directory {
         sam: &str,
         password: &str,
     ) -> Result<String, LdapError> {
-        let parent = parent.map_or_else(|| format!("OU=Staff,{}", self.base_dn()), str::to_string);
-        let dn = format!("CN={sam},{parent}");
-        let upn = format!("{sam}@{}", self.dns_domain());
-        let pwd = revoke_core::directory::password::unicode_pwd(&revoke_core::Password::new(
-            password.into(),
-        ));
-        self.add(
-            dc,
-            &dn,
-            &[
-                ("objectClass", &[b"user"]),
-                ("sAMAccountName", &[sam.as_bytes()]),
-                ("userPrincipalName", &[upn.as_bytes()]),
-                ("unicodePwd", &[&pwd]),
-                ("userAccountControl", &[b"512"]),
-            ],
-        )?;
-        Ok(dn)
+        add_user_in(&self.domain, dc, parent, sam, password)
     }
 
     /// A global security group `sam` under `parent` (default OU=Staff).
@@ -525,9 +673,173 @@ impl Directory {
         }
     }
 
+    /// AD's MaxPageSize: the most entries a search (or one page of a
+    /// paged search) returns [default: 1,000, as AD].
+    pub fn set_max_page_size(&self, entries: usize) {
+        self.domain
+            .max_page_size
+            .store(entries, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Changes how long changes take to reach DC `dc` (None = never).
     pub fn set_replication_delay(&self, dc: usize, delay: Option<Duration>) {
         self.domain.set_delay(dc - 1, delay);
+    }
+}
+
+/// The child domain of a running two-domain forest ([`Directory::child`]);
+/// DC numbers are 1-based, as for the root.
+pub struct ChildDomain<'a> {
+    domain: &'a Arc<Domain>,
+}
+
+impl ChildDomain<'_> {
+    pub fn dc_count(&self) -> usize {
+        self.domain.dc_count()
+    }
+
+    /// DC `dc`'s address and dNSHostName.
+    pub fn host(&self, dc: usize) -> &str {
+        &self.domain.dcs[dc - 1].host
+    }
+
+    pub fn base_dn(&self) -> &str {
+        &self.domain.base_dn
+    }
+
+    pub fn dns_domain(&self) -> &str {
+        &self.domain.dns_domain
+    }
+
+    pub fn netbios_domain(&self) -> &str {
+        &self.domain.netbios
+    }
+
+    pub fn domain_sid(&self) -> &str {
+        &self.domain.domain_sid
+    }
+
+    /// An enabled user (512) `sam` under `parent` (default the child's
+    /// OU=Staff) with UPN `sam@<child DNS name>`; returns its DN.
+    pub fn add_user(
+        &self,
+        dc: usize,
+        parent: Option<&str>,
+        sam: &str,
+        password: &str,
+    ) -> Result<String, LdapError> {
+        add_user_in(self.domain, dc, parent, sam, password)
+    }
+
+    /// Every attribute of `dn` as the child's DC `dc` has it, or None.
+    pub fn read(&self, dc: usize, dn: &str) -> Option<HashMap<String, Vec<String>>> {
+        let data = self.domain.data(dc - 1);
+        data.get(dn).map(domain::as_strings)
+    }
+
+    /// Every child DC gets every other child DC's newer objects.
+    pub fn sync_all(&self) {
+        let n = self.dc_count();
+        for from in 0..n {
+            for to in 0..n {
+                self.domain.pull(from, to, None);
+            }
+        }
+    }
+}
+
+/// An enabled user in `domain` (see [`Directory::add_user`]).
+fn add_user_in(
+    domain: &Arc<Domain>,
+    dc: usize,
+    parent: Option<&str>,
+    sam: &str,
+    password: &str,
+) -> Result<String, LdapError> {
+    let parent = parent.map_or_else(|| format!("OU=Staff,{}", domain.base_dn), str::to_string);
+    let dn = format!("CN={sam},{parent}");
+    let upn = format!("{sam}@{}", domain.dns_domain);
+    let pwd =
+        revoke_core::directory::password::unicode_pwd(&revoke_core::Password::new(password.into()));
+    let attrs: Vec<(String, Vec<Vec<u8>>)> = vec![
+        ("objectClass".into(), vec![b"user".to_vec()]),
+        ("sAMAccountName".into(), vec![sam.as_bytes().to_vec()]),
+        ("userPrincipalName".into(), vec![upn.into_bytes()]),
+        ("unicodePwd".into(), vec![pwd]),
+        ("userAccountControl".into(), vec![b"512".to_vec()]),
+    ];
+    let admin = Bound {
+        dn: None,
+        admin: true,
+    };
+    domain.add(dc - 1, &admin, &dn, attrs, true)?;
+    Ok(dn)
+}
+
+/// The child domain: seeded (its tree, and its crossRef and DCs in the
+/// root's configuration partition), linked with the root both ways, and
+/// its first DC's data pulled by its other DCs.
+fn start_child(
+    root: &Arc<Domain>,
+    child_config: &ChildDomainConfig,
+    config: &DirectoryConfig,
+) -> anyhow::Result<Arc<Domain>> {
+    if child_config.dcs.is_empty() {
+        bail!("the child domain needs at least one DC");
+    }
+    if !child_config
+        .dns_domain
+        .to_ascii_lowercase()
+        .ends_with(&format!(".{}", config.dns_domain.to_ascii_lowercase()))
+    {
+        bail!(
+            "the child domain {} must be below {}",
+            child_config.dns_domain,
+            config.dns_domain
+        );
+    }
+    let infos: Vec<DcInfo> = child_config
+        .dcs
+        .iter()
+        .enumerate()
+        .map(|(i, dc)| DcInfo {
+            host: dc.address.to_string(),
+            dsa_dn: seed::child_dsa_dn(&root.config_dn, i + 1),
+        })
+        .collect();
+    let child = Arc::new(Domain::new_child(
+        &child_config.dns_domain,
+        &child_config.netbios_domain,
+        infos,
+        vec![None; child_config.dcs.len()],
+        config.allow_plain_bind,
+        root,
+    ));
+    let _ = root.peer.set(Arc::downgrade(&child));
+    let _ = child.peer.set(Arc::downgrade(root));
+    seed::seed_child(&child, root, child_config).context("seeding the child domain")?;
+    for dc in 1..child.dc_count() {
+        child.pull(0, dc, None);
+    }
+    Ok(child)
+}
+
+/// Every child DC gets the forest's configuration partition as the
+/// root's first DC holds it (one partition, seen by all DCs).
+fn share_configuration(root: &Domain, child: &Domain) {
+    let config = store::norm_dn(&root.config_dn);
+    let entries: Vec<store::Entry> = root
+        .data(0)
+        .entries
+        .iter()
+        .filter(|(norm, _)| **norm == config || norm.ends_with(&format!(",{config}")))
+        .map(|(_, e)| e.clone())
+        .collect();
+    for dc in 0..child.dc_count() {
+        let mut data = child.data(dc);
+        for entry in &entries {
+            data.put(entry.clone(), true);
+        }
     }
 }
 
@@ -535,6 +847,7 @@ async fn accept_loop(
     listener: TcpListener,
     domain: Arc<Domain>,
     dc: usize,
+    gc: bool,
     acceptor: TlsAcceptor,
     ldaps: bool,
 ) {
@@ -548,9 +861,9 @@ async fn accept_loop(
         let _ = tcp.set_nodelay(true);
         let (domain, acceptor) = (domain.clone(), acceptor.clone());
         if ldaps {
-            connections.spawn(server::serve_ldaps(domain, dc, acceptor, tcp));
+            connections.spawn(server::serve_ldaps(domain, dc, gc, acceptor, tcp));
         } else {
-            connections.spawn(server::serve_plain(domain, dc, acceptor, tcp));
+            connections.spawn(server::serve_plain(domain, dc, gc, acceptor, tcp));
         }
         while connections.try_join_next().is_some() {}
     }

@@ -5,10 +5,10 @@
 
 use std::sync::Arc;
 
-use super::DirectoryConfig;
 use super::access::{Bound, Delegation};
 use super::domain::Domain;
 use super::store::{LdapResult, norm_dn, sid_bytes};
+use super::{ChildDomainConfig, DirectoryConfig};
 
 pub fn base_dn(dns_domain: &str) -> String {
     dns_domain
@@ -24,6 +24,16 @@ pub fn dsa_dn(base_dn: &str, dc: usize) -> String {
 
 fn server_dn(base_dn: &str, dc: usize) -> String {
     format!("CN=DC{dc},CN=Servers,CN=Default-First-Site-Name,CN=Sites,CN=Configuration,{base_dn}")
+}
+
+/// A child domain's DC `dc` (CHILDDC1, ...) in the forest root's
+/// configuration partition (`config_dn`).
+pub fn child_dsa_dn(config_dn: &str, dc: usize) -> String {
+    format!("CN=NTDS Settings,{}", child_server_dn(config_dn, dc))
+}
+
+fn child_server_dn(config_dn: &str, dc: usize) -> String {
+    format!("CN=CHILDDC{dc},CN=Servers,CN=Default-First-Site-Name,CN=Sites,{config_dn}")
 }
 
 /// Global security (-2147483646), universal security (-2147483640),
@@ -88,7 +98,11 @@ impl Seeder<'_> {
             ("sAMAccountName", std::slice::from_ref(&sam)),
         ];
         let upn_values = [upn.as_str()];
-        attrs.push(("userPrincipalName", &upn_values));
+        // Like Samba's, the provisioned Administrator has no UPN: it binds
+        // by its implicit one (docs/windows-behaviour.md §7.13).
+        if sam != "Administrator" {
+            attrs.push(("userPrincipalName", &upn_values));
+        }
         attrs.extend_from_slice(extra);
         let mut raw = Vec::new();
         if let Some(sid) = sid {
@@ -103,6 +117,155 @@ impl Seeder<'_> {
         self.add_raw(dn, &attrs, raw)
     }
 
+    /// The domain head, its containers, builtin and domain groups, the
+    /// built-in Administrator, Guest and krbtgt. `forest_root`: the root
+    /// domain has Schema and Enterprise Admins, a child domain has not.
+    fn domain_tree(&self, admin_password: &str, forest_root: bool) -> LdapResult<()> {
+        let base = self.domain.base_dn.clone();
+        let sid = self.domain.domain_sid.clone();
+        let dsid = |rid: u32| format!("{sid}-{rid}");
+        let users = format!("CN=Users,{base}");
+        let builtin = format!("CN=Builtin,{base}");
+        self.add_raw(
+            &base,
+            &[("objectClass", &["domain", "domainDNS"])],
+            vec![("objectSid".into(), vec![sid_bytes(&sid)])],
+        )?;
+        for (dn, class) in [
+            (users.clone(), "container"),
+            (format!("CN=Computers,{base}"), "container"),
+            (
+                format!("OU=Domain Controllers,{base}"),
+                "organizationalUnit",
+            ),
+            (format!("OU=Staff,{base}"), "organizationalUnit"),
+        ] {
+            self.add(&dn, &[("objectClass", &[class])])?;
+        }
+        self.add_raw(
+            &builtin,
+            &[("objectClass", &["builtinDomain"])],
+            vec![("objectSid".into(), vec![sid_bytes("S-1-5-32")])],
+        )?;
+        for (name, rid) in [
+            ("Administrators", 544),
+            ("Users", 545),
+            ("Guests", 546),
+            ("Account Operators", 548),
+            ("Server Operators", 549),
+            ("Print Operators", 550),
+            ("Backup Operators", 551),
+            ("Replicator", 552),
+        ] {
+            self.group(
+                &format!("CN={name},{builtin}"),
+                name,
+                &format!("S-1-5-32-{rid}"),
+                BUILTIN,
+            )?;
+        }
+        for (name, rid, kind) in [
+            ("Domain Admins", 512, GLOBAL),
+            ("Domain Users", 513, GLOBAL),
+            ("Domain Guests", 514, GLOBAL),
+            ("Domain Computers", 515, GLOBAL),
+            ("Domain Controllers", 516, GLOBAL),
+            ("Schema Admins", 518, UNIVERSAL),
+            ("Cert Publishers", 517, "-2147483644"),
+            ("Enterprise Admins", 519, UNIVERSAL),
+            ("Group Policy Creator Owners", 520, GLOBAL),
+            ("Read-only Domain Controllers", 521, GLOBAL),
+        ] {
+            if !forest_root && (rid == 518 || rid == 519) {
+                continue;
+            }
+            self.group(&format!("CN={name},{users}"), name, &dsid(rid), kind)?;
+        }
+        let group = |name: &str| format!("CN={name},{users}");
+        let administrator = format!("CN=Administrator,{users}");
+        self.user(
+            &administrator,
+            "Administrator",
+            &[
+                ("userAccountControl", &["66048"]),
+                ("adminCount", &["1"]),
+                (
+                    "description",
+                    &["Built-in account for administering the computer/domain"],
+                ),
+            ],
+            Some(admin_password),
+            Some(&dsid(500)),
+        )?;
+        self.user(
+            &format!("CN=Guest,{users}"),
+            "Guest",
+            &[
+                ("userAccountControl", &["66082"]),
+                ("primaryGroupID", &["514"]),
+            ],
+            None,
+            Some(&dsid(501)),
+        )?;
+        self.user(
+            &format!("CN=krbtgt,{users}"),
+            "krbtgt",
+            &[
+                ("userAccountControl", &["514"]),
+                ("adminCount", &["1"]),
+                ("description", &["Key Distribution Center Service Account"]),
+            ],
+            Some(&random_password()),
+            Some(&dsid(502)),
+        )?;
+        let forest_groups: &[&str] = if forest_root {
+            &["Domain Admins", "Enterprise Admins", "Schema Admins"]
+        } else {
+            &["Domain Admins"]
+        };
+        for g in forest_groups {
+            self.member(&group(g), &administrator)?;
+        }
+        let administrators = format!("CN=Administrators,{builtin}");
+        let mut members = vec![administrator.clone(), group("Domain Admins")];
+        if forest_root {
+            members.push(group("Enterprise Admins"));
+        }
+        for member in members {
+            self.member(&administrators, &member)?;
+        }
+        Ok(())
+    }
+
+    /// Users made at start, in OU=Staff unless they say otherwise.
+    fn seed_users(&self, users: &[super::SeedUser]) -> LdapResult<()> {
+        let staff = format!("OU=Staff,{}", self.domain.base_dn);
+        for u in users {
+            let cn = u.cn.clone().unwrap_or_else(|| u.sam.clone());
+            let parent = u.parent.clone().unwrap_or_else(|| staff.clone());
+            let mut extra: Vec<(&str, &[&str])> = vec![("userAccountControl", &["512"])];
+            let display = u.display_name.as_deref().map(|d| [d]);
+            if let Some(d) = &display {
+                extra.push(("displayName", d));
+            }
+            let mail = u.mail.as_deref().map(|m| [m]);
+            if let Some(m) = &mail {
+                extra.push(("mail", m));
+            }
+            if u.admin_count {
+                extra.push(("adminCount", &["1"]));
+            }
+            self.user(
+                &format!("CN={cn},{parent}"),
+                &u.sam,
+                &extra,
+                Some(&u.password),
+                None,
+            )?;
+        }
+        Ok(())
+    }
+
     fn member(&self, group: &str, member: &str) -> LdapResult<()> {
         let change = super::domain::Modification {
             op: ldap3_proto::proto::LdapModifyType::Add,
@@ -111,6 +274,81 @@ impl Seeder<'_> {
         };
         self.domain.modify(0, &self.admin, group, &[change], true)
     }
+}
+
+/// A child domain of the forest: its own tree (in `child`'s first DC), and
+/// in the forest root's configuration partition (`root`'s first DC) its
+/// crossRef and the server and NTDS Settings objects of its DCs.
+pub fn seed_child(
+    child: &Arc<Domain>,
+    root: &Arc<Domain>,
+    config: &ChildDomainConfig,
+) -> LdapResult<()> {
+    let admin = Bound {
+        dn: None,
+        admin: true,
+    };
+    let c = Seeder {
+        domain: child,
+        admin: admin.clone(),
+    };
+    c.domain_tree(&config.admin_password, false)?;
+    c.seed_users(&config.users)?;
+    let base = child.base_dn.clone();
+    let r = Seeder {
+        domain: root,
+        admin,
+    };
+    let config_dn = root.config_dn.clone();
+    let schema = format!("CN=Schema,{config_dn}");
+    let partitions = format!("CN=Partitions,{config_dn}");
+    let netbios = child.netbios.clone();
+    let dns = child.dns_domain.clone();
+    r.add(
+        &format!("CN={netbios},{partitions}"),
+        &[
+            ("objectClass", &["crossRef"]),
+            ("nCName", &[&base]),
+            ("nETBIOSName", &[&netbios]),
+            ("dnsRoot", &[&dns]),
+            // FLAG_CR_NTDS_NC | FLAG_CR_NTDS_DOMAIN (docs/windows-behaviour.md §2.28).
+            ("systemFlags", &["3"]),
+        ],
+    )?;
+    let masters = [base.as_str(), config_dn.as_str(), schema.as_str()];
+    for (i, dc) in child.dcs.clone().iter().enumerate() {
+        let n = i + 1;
+        let computer = format!("CN=CHILDDC{n},OU=Domain Controllers,{base}");
+        let sam = format!("CHILDDC{n}$");
+        c.add(
+            &computer,
+            &[
+                ("objectClass", &["computer"]),
+                ("sAMAccountName", &[&sam]),
+                ("userAccountControl", &["532480"]),
+                ("dNSHostName", &[&dc.host]),
+            ],
+        )?;
+        c.member(&format!("CN=Domain Controllers,CN=Users,{base}"), &computer)?;
+        r.add(
+            &child_server_dn(&config_dn, n),
+            &[
+                ("objectClass", &["server"]),
+                ("dNSHostName", &[&dc.host]),
+                ("serverReference", &[&computer]),
+            ],
+        )?;
+        r.add(
+            &dc.dsa_dn,
+            &[
+                ("objectClass", &["applicationSettings", "nTDSDSA"]),
+                ("hasMasterNCs", &masters),
+                ("msDS-hasMasterNCs", &masters),
+                ("options", &["1"]),
+            ],
+        )?;
+    }
+    Ok(())
 }
 
 pub fn seed(domain: &Arc<Domain>, config: &DirectoryConfig) -> LdapResult<()> {
@@ -123,109 +361,11 @@ pub fn seed(domain: &Arc<Domain>, config: &DirectoryConfig) -> LdapResult<()> {
     };
     let base = domain.base_dn.clone();
     let config_dn = domain.config_dn.clone();
-    let sid = domain.domain_sid.clone();
-    let dsid = |rid: u32| format!("{sid}-{rid}");
     let users = format!("CN=Users,{base}");
-    let builtin = format!("CN=Builtin,{base}");
     let staff = format!("OU=Staff,{base}");
 
-    s.add_raw(
-        &base,
-        &[("objectClass", &["domain", "domainDNS"])],
-        vec![("objectSid".into(), vec![sid_bytes(&sid)])],
-    )?;
-    for (dn, class) in [
-        (users.clone(), "container"),
-        (format!("CN=Computers,{base}"), "container"),
-        (
-            format!("OU=Domain Controllers,{base}"),
-            "organizationalUnit",
-        ),
-        (staff.clone(), "organizationalUnit"),
-    ] {
-        s.add(&dn, &[("objectClass", &[class])])?;
-    }
-    s.add_raw(
-        &builtin,
-        &[("objectClass", &["builtinDomain"])],
-        vec![("objectSid".into(), vec![sid_bytes("S-1-5-32")])],
-    )?;
-    for (name, rid) in [
-        ("Administrators", 544),
-        ("Users", 545),
-        ("Guests", 546),
-        ("Account Operators", 548),
-        ("Server Operators", 549),
-        ("Print Operators", 550),
-        ("Backup Operators", 551),
-    ] {
-        s.group(
-            &format!("CN={name},{builtin}"),
-            name,
-            &format!("S-1-5-32-{rid}"),
-            BUILTIN,
-        )?;
-    }
-    for (name, rid, kind) in [
-        ("Domain Admins", 512, GLOBAL),
-        ("Domain Users", 513, GLOBAL),
-        ("Domain Guests", 514, GLOBAL),
-        ("Domain Computers", 515, GLOBAL),
-        ("Domain Controllers", 516, GLOBAL),
-        ("Schema Admins", 518, UNIVERSAL),
-        ("Enterprise Admins", 519, UNIVERSAL),
-        ("Group Policy Creator Owners", 520, GLOBAL),
-    ] {
-        s.group(&format!("CN={name},{users}"), name, &dsid(rid), kind)?;
-    }
+    s.domain_tree(&config.admin_password, true)?;
     let group = |name: &str| format!("CN={name},{users}");
-    let administrator = format!("CN=Administrator,{users}");
-    s.user(
-        &administrator,
-        "Administrator",
-        &[
-            ("userAccountControl", &["66048"]),
-            ("adminCount", &["1"]),
-            (
-                "description",
-                &["Built-in account for administering the computer/domain"],
-            ),
-        ],
-        Some(&config.admin_password),
-        Some(&dsid(500)),
-    )?;
-    s.user(
-        &format!("CN=Guest,{users}"),
-        "Guest",
-        &[
-            ("userAccountControl", &["66082"]),
-            ("primaryGroupID", &["514"]),
-        ],
-        None,
-        Some(&dsid(501)),
-    )?;
-    s.user(
-        &format!("CN=krbtgt,{users}"),
-        "krbtgt",
-        &[
-            ("userAccountControl", &["514"]),
-            ("adminCount", &["1"]),
-            ("description", &["Key Distribution Center Service Account"]),
-        ],
-        Some(&random_password()),
-        Some(&dsid(502)),
-    )?;
-    for g in ["Domain Admins", "Enterprise Admins", "Schema Admins"] {
-        s.member(&group(g), &administrator)?;
-    }
-    let administrators = format!("CN=Administrators,{builtin}");
-    for member in [
-        administrator.clone(),
-        group("Domain Admins"),
-        group("Enterprise Admins"),
-    ] {
-        s.member(&administrators, &member)?;
-    }
 
     if let Some((sam, password)) = &config.operator {
         let dn = format!("CN={sam},{users}");
@@ -254,34 +394,14 @@ pub fn seed(domain: &Arc<Domain>, config: &DirectoryConfig) -> LdapResult<()> {
                     "pwdlastset",
                     "lockouttime",
                     "unicodepwd",
+                    // revoke's audit line with [directory] stamp = true.
+                    "info",
                 ]
                 .map(String::from)
                 .to_vec(),
             });
     }
-    for u in &config.users {
-        let cn = u.cn.clone().unwrap_or_else(|| u.sam.clone());
-        let parent = u.parent.clone().unwrap_or_else(|| staff.clone());
-        let mut extra: Vec<(&str, &[&str])> = vec![("userAccountControl", &["512"])];
-        let display = u.display_name.as_deref().map(|d| [d]);
-        if let Some(d) = &display {
-            extra.push(("displayName", d));
-        }
-        let mail = u.mail.as_deref().map(|m| [m]);
-        if let Some(m) = &mail {
-            extra.push(("mail", m));
-        }
-        if u.admin_count {
-            extra.push(("adminCount", &["1"]));
-        }
-        s.user(
-            &format!("CN={cn},{parent}"),
-            &u.sam,
-            &extra,
-            Some(&u.password),
-            None,
-        )?;
-    }
+    s.seed_users(&config.users)?;
 
     // The configuration partition.
     let schema = format!("CN=Schema,{config_dn}");
@@ -374,6 +494,8 @@ pub fn seed(domain: &Arc<Domain>, config: &DirectoryConfig) -> LdapResult<()> {
                 ("msExchCurrentServerRoles", &[&roles]),
                 ("serialNumber", &[&server.version]),
                 ("networkAddress", &addresses),
+                // Exchange setup records the server's AD site (one site here).
+                ("msExchServerSite", &[&site]),
             ],
         )?;
     }

@@ -4,10 +4,14 @@
 use std::sync::Arc;
 
 use futures_util::{SinkExt, StreamExt};
+use std::sync::atomic::Ordering;
+
 use ldap3_proto::LdapCodec;
+use ldap3_proto::control::LdapControl;
 use ldap3_proto::proto::{
     LdapBindCred, LdapBindResponse, LdapExtendedResponse, LdapMsg, LdapOp, LdapPartialAttribute,
-    LdapResult as WireResult, LdapResultCode, LdapSearchResultEntry, LdapSearchScope,
+    LdapResult as WireResult, LdapResultCode, LdapSearchResultEntry, LdapSearchResultReference,
+    LdapSearchScope,
 };
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
@@ -25,6 +29,8 @@ struct Session {
     dc: usize,
     tls: bool,
     bound: Bound,
+    /// The Global Catalog port: the whole forest, partial attributes, read-only.
+    gc: bool,
 }
 
 enum Next {
@@ -33,7 +39,13 @@ enum Next {
 }
 
 /// An LDAPS connection: TLS first, then LDAP.
-pub async fn serve_ldaps(domain: Arc<Domain>, dc: usize, acceptor: TlsAcceptor, tcp: TcpStream) {
+pub async fn serve_ldaps(
+    domain: Arc<Domain>,
+    dc: usize,
+    gc: bool,
+    acceptor: TlsAcceptor,
+    tcp: TcpStream,
+) {
     let Ok(tls) = acceptor.accept(tcp).await else {
         return;
     };
@@ -41,17 +53,25 @@ pub async fn serve_ldaps(domain: Arc<Domain>, dc: usize, acceptor: TlsAcceptor, 
         dc,
         tls: true,
         bound: Bound::default(),
+        gc,
     };
     let mut framed = Framed::new(tls, LdapCodec::default());
     let _ = run(&domain, &mut session, &mut framed, false).await;
 }
 
 /// A plain LDAP connection, which StartTLS may upgrade.
-pub async fn serve_plain(domain: Arc<Domain>, dc: usize, acceptor: TlsAcceptor, tcp: TcpStream) {
+pub async fn serve_plain(
+    domain: Arc<Domain>,
+    dc: usize,
+    gc: bool,
+    acceptor: TlsAcceptor,
+    tcp: TcpStream,
+) {
     let mut session = Session {
         dc,
         tls: false,
         bound: Bound::default(),
+        gc,
     };
     let mut framed = Framed::new(tcp, LdapCodec::default());
     if let Ok(Next::StartTls) = run(&domain, &mut session, &mut framed, true).await {
@@ -103,7 +123,7 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                 }
             }
             op => {
-                for reply in handle(domain, session, id, op) {
+                for reply in handle(domain, session, id, op, &msg.ctrl) {
                     framed.feed(reply).await?;
                 }
                 framed.flush().await?;
@@ -119,8 +139,10 @@ fn code(n: u32) -> LdapResultCode {
         0 => Success,
         1 => OperationsError,
         2 => ProtocolError,
+        4 => SizeLimitExceeded,
         7 => AuthMethodNotSupported,
         8 => StrongerAuthRequired,
+        10 => Referral,
         16 => NoSuchAttribute,
         17 => UndefinedAttributeType,
         19 => ConstraintViolation,
@@ -164,6 +186,25 @@ fn bind_first() -> LdapError {
     LdapError::new(1, "00002020: Operation unavailable without authentication")
 }
 
+/// Result 10 pointing at the naming context that holds the DN, as AD words it.
+fn referral(url: String) -> WireResult {
+    let mut res = result(
+        10,
+        "0000202B: RefErr: DSID-0310084A, data 0, 1 access points",
+    );
+    res.referral = vec![url];
+    res
+}
+
+/// The lab's Global Catalog port serves reads only: revoke writes on a DC
+/// of the account's own domain, never through the GC.
+fn gc_read_only() -> LdapError {
+    LdapError::new(
+        53,
+        "the lab's Global Catalog port is read-only: write on a DC of the object's domain",
+    )
+}
+
 fn wire_entry(e: &Entry) -> LdapSearchResultEntry {
     LdapSearchResultEntry {
         dn: e.dn.clone(),
@@ -177,7 +218,13 @@ fn wire_entry(e: &Entry) -> LdapSearchResultEntry {
     }
 }
 
-fn handle(domain: &Arc<Domain>, session: &mut Session, id: i32, op: LdapOp) -> Vec<LdapMsg> {
+fn handle(
+    domain: &Arc<Domain>,
+    session: &mut Session,
+    id: i32,
+    op: LdapOp,
+    controls: &[LdapControl],
+) -> Vec<LdapMsg> {
     let dc = session.dc;
     let anonymous = session.bound.dn.is_none();
     let reply = |op| vec![LdapMsg::new(id, op)];
@@ -220,23 +267,83 @@ fn handle(domain: &Arc<Domain>, session: &mut Session, id: i32, op: LdapOp) -> V
             if anonymous {
                 return reply(LdapOp::SearchResultDone(from_error(&bind_first())));
             }
-            match domain.search(dc, &req.base, &req.scope, &req.filter, &req.attrs) {
+            if !session.gc
+                && let Some(url) = domain.referral(dc, &req.base)
+            {
+                return reply(LdapOp::SearchResultDone(referral(url)));
+            }
+            let paged = controls.iter().find_map(|c| match c {
+                LdapControl::SimplePagedResults { size, cookie } => Some((*size, cookie.clone())),
+                _ => None,
+            });
+            let found = if session.gc {
+                domain.gc_search(&req.base, &req.scope, &req.filter, &req.attrs)
+            } else {
+                domain.search(dc, &req.base, &req.scope, &req.filter, &req.attrs)
+            };
+            match found {
                 Ok(entries) => {
-                    let limit = usize::try_from(req.sizelimit)
+                    let max_page = domain.max_page_size.load(Ordering::Relaxed).max(1);
+                    let size_limit = usize::try_from(req.sizelimit)
                         .ok()
                         .filter(|n| *n > 0)
                         .unwrap_or(usize::MAX);
+                    // A page resumes where the cookie says (an offset: the
+                    // entries come in a stable order).
+                    let (start, page) = match &paged {
+                        Some((size, cookie)) => {
+                            let start = std::str::from_utf8(cookie)
+                                .ok()
+                                .and_then(|c| c.parse::<usize>().ok())
+                                .unwrap_or(0);
+                            let size = usize::try_from(*size).ok().filter(|n| *n > 0);
+                            (start, size.unwrap_or(max_page).min(max_page))
+                        }
+                        None => (0, usize::MAX),
+                    };
+                    let rest = entries.len().saturating_sub(start);
+                    // Without paging AD hands out MaxPageSize entries, then
+                    // result 4 (docs/windows-behaviour.md §2.20).
+                    let take = rest.min(page).min(size_limit).min(max_page);
                     let mut out: Vec<LdapMsg> = entries
                         .iter()
-                        .take(limit)
+                        .skip(start)
+                        .take(take)
                         .map(|e| LdapMsg::new(id, LdapOp::SearchResultEntry(wire_entry(e))))
                         .collect();
-                    let done = if entries.len() > limit {
+                    if start == 0 && !session.gc {
+                        for url in domain.references(dc, &req.base, &req.scope) {
+                            out.push(LdapMsg::new(
+                                id,
+                                LdapOp::SearchResultReference(LdapSearchResultReference {
+                                    uris: vec![url],
+                                }),
+                            ));
+                        }
+                    }
+                    let done = if rest > take && (paged.is_none() || take >= size_limit) {
                         result(4, "size limit exceeded")
                     } else {
                         result(0, "")
                     };
-                    out.push(LdapMsg::new(id, LdapOp::SearchResultDone(done)));
+                    let ctrl = match &paged {
+                        Some(_) => {
+                            let next = start + take;
+                            let cookie =
+                                if next < entries.len() && done.code == LdapResultCode::Success {
+                                    next.to_string().into_bytes()
+                                } else {
+                                    Vec::new()
+                                };
+                            vec![LdapControl::SimplePagedResults { size: 0, cookie }]
+                        }
+                        None => Vec::new(),
+                    };
+                    out.push(LdapMsg::new_with_ctrls(
+                        id,
+                        LdapOp::SearchResultDone(done),
+                        ctrl,
+                    ));
                     out
                 }
                 Err(e) => {
@@ -257,6 +364,12 @@ fn handle(domain: &Arc<Domain>, session: &mut Session, id: i32, op: LdapOp) -> V
             if anonymous {
                 return reply(LdapOp::ModifyResponse(from_error(&bind_first())));
             }
+            if session.gc {
+                return reply(LdapOp::ModifyResponse(from_error(&gc_read_only())));
+            }
+            if let Some(url) = domain.referral(dc, &req.dn) {
+                return reply(LdapOp::ModifyResponse(referral(url)));
+            }
             let changes: Vec<Modification> = req
                 .changes
                 .into_iter()
@@ -273,6 +386,9 @@ fn handle(domain: &Arc<Domain>, session: &mut Session, id: i32, op: LdapOp) -> V
             if anonymous {
                 return reply(LdapOp::AddResponse(from_error(&bind_first())));
             }
+            if session.gc {
+                return reply(LdapOp::AddResponse(from_error(&gc_read_only())));
+            }
             let attrs = req
                 .attributes
                 .into_iter()
@@ -284,6 +400,9 @@ fn handle(domain: &Arc<Domain>, session: &mut Session, id: i32, op: LdapOp) -> V
         LdapOp::DelRequest(dn) => {
             if anonymous {
                 return reply(LdapOp::DelResponse(from_error(&bind_first())));
+            }
+            if session.gc {
+                return reply(LdapOp::DelResponse(from_error(&gc_read_only())));
             }
             let r = domain.delete(dc, &session.bound, &dn);
             reply(LdapOp::DelResponse(outcome(r)))
@@ -298,11 +417,21 @@ fn handle(domain: &Arc<Domain>, session: &mut Session, id: i32, op: LdapOp) -> V
         ))),
         LdapOp::AbandonRequest(_) => Vec::new(),
         LdapOp::ExtendedRequest(req) if req.name == WHOAMI_OID => {
+            // AD words it `u:DOMAIN\sam` (RFC 4532 §2, docs/windows-behaviour.md §2.21).
             let who = session
                 .bound
                 .dn
                 .as_ref()
-                .map(|dn| format!("dn:{dn}"))
+                .map(|dn| {
+                    let sam = domain
+                        .data(dc)
+                        .get(dn)
+                        .and_then(|e| e.first("sAMAccountName"));
+                    match sam {
+                        Some(sam) => format!("u:{}\\{sam}", domain.netbios),
+                        None => format!("dn:{dn}"),
+                    }
+                })
                 .unwrap_or_default();
             reply(LdapOp::ExtendedResponse(LdapExtendedResponse {
                 res: result(0, ""),

@@ -156,6 +156,18 @@ impl StoredPasswords {
     }
 }
 
+/// The stamp of an attribute's last originating write, as AD keeps it per
+/// attribute (MS-DRSR 5.160 PROPERTY_META_DATA_EXT): replication carries it
+/// with the value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttrMeta {
+    pub version: u32,
+    /// The originating DC's invocation id.
+    pub invocation_id: String,
+    pub originating_usn: u64,
+    pub originating_time: String,
+}
+
 #[derive(Debug, Clone)]
 pub struct Entry {
     pub dn: String,
@@ -163,6 +175,8 @@ pub struct Entry {
     pub secrets: StoredPasswords,
     /// Domain-wide write stamp: replication keeps the higher one.
     pub stamp: u64,
+    /// Per attribute (canonical name): its last originating write.
+    pub meta: BTreeMap<String, AttrMeta>,
 }
 
 impl Entry {
@@ -172,7 +186,48 @@ impl Entry {
             attrs: BTreeMap::new(),
             secrets: StoredPasswords::default(),
             stamp: 0,
+            meta: BTreeMap::new(),
         }
+    }
+
+    /// Records an originating write of `name` on the DC with
+    /// `invocation_id`, at that DC's `usn`: the version goes up by one.
+    pub fn stamp_attribute(&mut self, name: &str, invocation_id: &str, usn: u64) {
+        let name = canonical_name(name);
+        let version = self.meta.get(&name).map_or(0, |m| m.version) + 1;
+        self.meta.insert(
+            name,
+            AttrMeta {
+                version,
+                invocation_id: invocation_id.to_string(),
+                originating_usn: usn,
+                originating_time: generalized_now(),
+            },
+        );
+    }
+
+    /// `msDS-ReplAttributeMetaData` as Windows constructs it: one
+    /// `DS_REPL_ATTR_META_DATA` XML document per attribute.
+    pub fn repl_attribute_meta_data(&self, dsa_of: impl Fn(&str) -> String) -> Vec<Vec<u8>> {
+        self.meta
+            .iter()
+            .map(|(name, m)| {
+                format!(
+                    "<DS_REPL_ATTR_META_DATA>\n\t<pszAttributeName>{name}</pszAttributeName>\n\t\
+                     <dwVersion>{}</dwVersion>\n\t<ftimeLastOriginatingChange>{}</ftimeLastOriginatingChange>\n\t\
+                     <uuidLastOriginatingDsaInvocationID>{}</uuidLastOriginatingDsaInvocationID>\n\t\
+                     <usnOriginatingChange>{}</usnOriginatingChange>\n\t<usnLocalChange>{}</usnLocalChange>\n\t\
+                     <pszLastOriginatingDsaDN>{}</pszLastOriginatingDsaDN>\n</DS_REPL_ATTR_META_DATA>\n",
+                    m.version,
+                    m.originating_time,
+                    m.invocation_id,
+                    m.originating_usn,
+                    m.originating_usn,
+                    dsa_of(&m.invocation_id)
+                )
+                .into_bytes()
+            })
+            .collect()
     }
 
     pub fn norm(&self) -> String {

@@ -517,3 +517,224 @@ async fn deletions_replicate_and_are_not_undone() {
     assert_eq!(d.sync(1, 2, Some(&dn)), 1);
     assert!(d.read(2, &dn).is_none());
 }
+
+/// "Who am I?" as Windows words it, tokenGroups on base searches only, and
+/// MaxPageSize: result 4 without paging, every entry with it.
+#[tokio::test(flavor = "multi_thread")]
+async fn who_am_i_token_groups_and_page_size_like_ad() {
+    let f = start(None).await;
+    let mut op = f.operator(1).await;
+    let (exop, res) = op
+        .extended(ldap3::exop::WhoAmI)
+        .await
+        .unwrap()
+        .success()
+        .unwrap();
+    assert_eq!(res.rc, 0);
+    let who: ldap3::exop::WhoAmIResp = exop.parse();
+    assert_eq!(who.authzid, "u:LAB\\revoke-op");
+
+    let alice = f.staff("alice");
+    let base = search(
+        &mut op,
+        &alice,
+        Scope::Base,
+        "(objectClass=*)",
+        &["tokenGroups"],
+    )
+    .await
+    .unwrap();
+    let sids = revoke_core::directory::account::sids(&base[0], "tokenGroups");
+    let domain_users = format!("{}-513", f.directory.domain_sid());
+    assert_eq!(sids, [domain_users], "only her primary group");
+    let subtree = search(
+        &mut op,
+        f.directory.base_dn(),
+        Scope::Subtree,
+        "(sAMAccountName=alice)",
+        &["tokenGroups"],
+    )
+    .await;
+    assert_eq!(subtree.unwrap_err(), 1);
+
+    f.directory.set_max_page_size(2);
+    let ldap3::SearchResult(_, done) = op
+        .search(
+            f.directory.base_dn(),
+            Scope::Subtree,
+            "(objectClass=group)",
+            vec!["1.1"],
+        )
+        .await
+        .unwrap();
+    assert_eq!(done.rc, 4, "no paging: MaxPageSize, then sizeLimitExceeded");
+    let adapters: Vec<Box<dyn ldap3::adapters::Adapter<_, _>>> =
+        vec![Box::new(ldap3::adapters::PagedResults::new(100))];
+    let mut stream = op
+        .streaming_search_with(
+            adapters,
+            f.directory.base_dn(),
+            Scope::Subtree,
+            "(objectClass=group)",
+            vec!["1.1"],
+        )
+        .await
+        .unwrap();
+    let mut groups = 0;
+    let mut references = Vec::new();
+    while let Some(entry) = stream.next().await.unwrap() {
+        if entry.is_ref() {
+            references.extend(ldap3::parse_refs(entry.0));
+        } else {
+            groups += 1;
+        }
+    }
+    assert_eq!(stream.finish().await.rc, 0);
+    assert!(groups > 10, "{groups} groups");
+    // The configuration partition is referred to, not searched.
+    assert_eq!(
+        references,
+        [format!(
+            "ldaps://lab.example.test/{}",
+            f.directory.config_dn()
+        )]
+    );
+}
+
+/// A two-domain forest as a client sees it: the child DC's rootDSE names
+/// the root as forest root, each domain refers the other's DNs, the GC
+/// finds both domains' users with the partial attribute set only, refuses
+/// writes, and binds accounts of either domain; a child user's tokenGroups
+/// (on a child DC) include the root's universal groups.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_child_domain_and_a_global_catalog_behave_like_a_forest() {
+    let config = DirectoryConfig {
+        dcs: vec![DcConfig {
+            address: Ipv4Addr::new(127, 0, 0, 1),
+            replication_delay: None,
+        }],
+        users: vec![SeedUser::new("twin", "Root-Passw0rd")],
+        child: Some(ChildDomainConfig {
+            dcs: vec![DcConfig {
+                address: Ipv4Addr::new(127, 0, 0, 11),
+                replication_delay: None,
+            }],
+            users: vec![SeedUser::new("twin", "Child-Passw0rd")],
+            ..ChildDomainConfig::default()
+        }),
+        ..DirectoryConfig::default()
+    };
+    let directory = Directory::start(config).await.expect("forest starts");
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, directory.ca_pem()).unwrap();
+    let f = Fixture {
+        tls: revoke_core::tls::client_config(Some(&ca), false).unwrap(),
+        directory,
+        _dir: dir,
+    };
+    let child = f.directory.child().unwrap();
+    let root_base = f.directory.base_dn().to_string();
+    let child_base = child.base_dn().to_string();
+    assert_eq!(child_base, format!("DC=child,{root_base}"));
+    let root_twin = format!("CN=twin,OU=Staff,{root_base}");
+    let child_twin = format!("CN=twin,OU=Staff,{child_base}");
+    let ea = format!("CN=Enterprise Admins,CN=Users,{root_base}");
+    f.directory.add_member(1, &ea, &child_twin).unwrap();
+    let (admin, password) = f.directory.admin();
+    let password = password.to_string();
+
+    // The child's DC, bound as the root's Administrator.
+    let child_url = format!("ldaps://{}:{}", child.host(1), f.directory.ldaps_port());
+    let mut ldap = f.open(&child_url, false).await;
+    assert_eq!(ldap.simple_bind(&admin, &password).await.unwrap().rc, 0);
+    let (entries, _) = ldap
+        .search("", Scope::Base, "(objectClass=*)", vec!["*"])
+        .await
+        .unwrap()
+        .success()
+        .unwrap();
+    let root_dse = SearchEntry::construct(entries[0].clone());
+    assert_eq!(root_dse.attrs["defaultNamingContext"][0], child_base);
+    assert_eq!(root_dse.attrs["rootDomainNamingContext"][0], root_base);
+    assert_eq!(
+        root_dse.attrs["configurationNamingContext"],
+        [format!("CN=Configuration,{root_base}")]
+    );
+    // The root's DNs are referred; the crossRefs of both domains are here.
+    let referred = ldap
+        .search(&root_twin, Scope::Base, "(objectClass=*)", vec!["cn"])
+        .await
+        .unwrap();
+    assert_eq!(referred.1.rc, 10, "{:?}", referred.1);
+    let (refs, _) = ldap
+        .search(
+            &format!("CN=Partitions,CN=Configuration,{root_base}"),
+            Scope::Subtree,
+            "(&(objectClass=crossRef)(systemFlags:1.2.840.113556.1.4.803:=2))",
+            vec!["nETBIOSName"],
+        )
+        .await
+        .unwrap()
+        .success()
+        .unwrap();
+    let names: HashSet<String> = refs
+        .into_iter()
+        .map(|e| SearchEntry::construct(e).attrs["nETBIOSName"][0].clone())
+        .collect();
+    assert_eq!(
+        names,
+        HashSet::from(["LAB".to_string(), "CHILD".to_string()])
+    );
+    // tokenGroups on the child's DC: the root's Enterprise Admins too.
+    let (token, _) = ldap
+        .search(
+            &child_twin,
+            Scope::Base,
+            "(objectClass=*)",
+            vec!["tokenGroups"],
+        )
+        .await
+        .unwrap()
+        .success()
+        .unwrap();
+    let ea_sid = super::store::sid_bytes(&format!("{}-519", f.directory.domain_sid()));
+    let token = ldap3::SearchEntry::construct(token[0].clone());
+    assert!(
+        token.bin_attrs["tokenGroups"].contains(&ea_sid),
+        "{token:?}"
+    );
+
+    // The GC: both twins, partial attributes only, no writes.
+    let gc_url = f.directory.global_catalog_url().unwrap();
+    let mut gc = f.open(&gc_url, false).await;
+    let bound = gc
+        .simple_bind("twin@child.lab.example.test", "Child-Passw0rd")
+        .await
+        .unwrap();
+    assert_eq!(bound.rc, 0, "a child account binds on the GC: {bound:?}");
+    let (found, _) = gc
+        .search("", Scope::Subtree, "(sAMAccountName=twin)", vec!["*"])
+        .await
+        .unwrap()
+        .success()
+        .unwrap();
+    let found: Vec<SearchEntry> = found.into_iter().map(SearchEntry::construct).collect();
+    let dns: HashSet<String> = found.iter().map(|e| e.dn.to_lowercase()).collect();
+    assert_eq!(
+        dns,
+        HashSet::from([root_twin.to_lowercase(), child_twin.to_lowercase()])
+    );
+    for e in &found {
+        assert!(e.attrs.contains_key("userPrincipalName"), "{e:?}");
+        assert!(!e.attrs.contains_key("pwdLastSet"), "not in the GC: {e:?}");
+    }
+    let write = gc
+        .modify(
+            &child_twin,
+            vec![Mod::Replace("description", HashSet::from(["x"]))],
+        )
+        .await
+        .unwrap();
+    assert_eq!(write.rc, 53, "{write:?}");
+}

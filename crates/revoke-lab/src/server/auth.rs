@@ -21,6 +21,7 @@ use revoke_winrm::ntlm::{ServerContext, SessionSecurity};
 use revoke_winrm::sealing;
 
 use super::super::envelope::WsmanFault;
+use super::hostile::{self, Twist};
 use super::{Conn, Listener, empty, soap_response};
 
 /// Authentication state of one TCP connection.
@@ -251,7 +252,22 @@ async fn authenticated_body(conn: &Conn, body: &[u8], sealed: bool) -> Response<
         };
         (user.clone(), soap)
     };
+    let request = super::super::envelope::parse_request(&soap).ok();
+    let twist = shared.hostile.twist(request.as_ref(), sealed);
+    match twist {
+        Twist::HugeBody => return hostile::huge_response(),
+        Twist::Unsealed200 => return empty(StatusCode::OK),
+        _ => {}
+    }
     let reply = shared.shells.handle(&soap, &user).await;
+    if twist == Twist::Reply401 {
+        // The command ran; the answer says authentication failed.
+        let mut r = unauthorized(conn.listener);
+        if let Some(action) = reply.action {
+            r.extensions_mut().insert(super::AnsweredAction(action));
+        }
+        return r;
+    }
     if !sealed {
         return soap_response(reply);
     }
@@ -259,7 +275,10 @@ async fn authenticated_body(conn: &Conn, body: &[u8], sealed: bool) -> Response<
     let ConnAuth::Authenticated { security, .. } = &mut *auth else {
         return unauthorized(conn.listener);
     };
-    let framed = sealing::seal_body(security, reply.xml.as_bytes());
+    let mut framed = sealing::seal_body(security, reply.xml.as_bytes());
+    if twist == Twist::BadSignature {
+        hostile::break_signature(&mut framed);
+    }
     let mut r = Response::new(Full::new(Bytes::from(framed)));
     if let Some(action) = reply.action {
         r.extensions_mut().insert(super::AnsweredAction(action));

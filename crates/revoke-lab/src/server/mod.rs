@@ -5,6 +5,7 @@
 //! client is and how its messages are sealed is `auth`.
 
 mod auth;
+mod hostile;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -54,6 +55,8 @@ struct Shared {
     delay: Duration,
     shells: Arc<ShellService>,
     requests: RequestLog,
+    /// The hostile-answer faults, each given once per server.
+    hostile: hostile::Hostile,
 }
 
 /// Which listener a connection came in on.
@@ -125,8 +128,15 @@ impl Runtime {
         let shared = Arc::new(Shared {
             accounts: spec.accounts.rejecting_all(spec.faults.reject_credentials),
             delay: spec.latency + spec.faults.extra_latency,
-            shells: ShellService::new(machine, spec.iis, spec.log, spec.faults.shell_quota_fault),
+            shells: ShellService::new(
+                machine,
+                spec.iis,
+                spec.log,
+                spec.faults.shell_quota_fault,
+                spec.faults.endless_output,
+            ),
             requests: spec.requests,
+            hostile: hostile::Hostile::new(&spec.faults),
         });
         let never_answer = spec.faults.never_answer;
         self.tasks.push(tokio::spawn(accept_loop(
@@ -264,7 +274,7 @@ where
     let service = service_fn(move |req| {
         let conn = conn.clone();
         async move {
-            let mut response = handle(&conn, req).await;
+            let mut response = hostile::body(handle(&conn, req).await);
             // HTTP.sys names itself on every answer, 401s included.
             response.headers_mut().insert(
                 hyper::header::SERVER,

@@ -3,6 +3,8 @@
 
 use std::fmt;
 
+use zeroize::{Zeroize, Zeroizing};
+
 use super::crypto::{
     compute_mic, filetime_now, lmv2_response, nt_hash, nt_proof_str, ntowfv2, random_bytes, rc4k,
     session_base_key, utf16le,
@@ -24,11 +26,15 @@ pub(super) const CLIENT_FLAGS: u32 = NEGOTIATE_UNICODE
     | NEGOTIATE_KEY_EXCH
     | NEGOTIATE_56;
 
-/// Client side of the handshake.
+/// Client side of the handshake. The NT hash is wiped when it is dropped.
 pub struct ClientContext {
     user: String,
     domain: String,
-    nt_hash: [u8; 16],
+    nt_hash: Zeroizing<[u8; 16]>,
+    /// MsvAvTargetName: the SPN the client means to authenticate to.
+    target_name: Option<String>,
+    /// Refuse a CHALLENGE that does not grant what sealing needs.
+    require_sealing: bool,
     negotiate: Option<Vec<u8>>,
     negotiated_flags: u32,
 }
@@ -49,6 +55,12 @@ struct ClientNonces {
     exported_session_key: [u8; 16],
 }
 
+impl Drop for ClientNonces {
+    fn drop(&mut self) {
+        self.exported_session_key.zeroize();
+    }
+}
+
 impl ClientContext {
     /// `user` is a sAMAccountName or a UPN; `domain` may be empty.
     ///
@@ -63,10 +75,29 @@ impl ClientContext {
         ClientContext {
             user: user.to_string(),
             domain: domain.to_string(),
-            nt_hash: nt_hash(password),
+            nt_hash: Zeroizing::new(nt_hash(password)),
+            target_name: None,
+            require_sealing: false,
             negotiate: None,
             negotiated_flags: 0,
         }
+    }
+
+    /// Sends `spn` (e.g. `HTTP/ex01.corp.example`) as MsvAvTargetName in the
+    /// AUTHENTICATE's target info (MS-NLMP 2.2.2.1), as Windows' SSPI and
+    /// pyspnego do: a server that checks it (Extended Protection) refuses a
+    /// response relayed from a connection meant for another service.
+    pub fn with_target_name(mut self, spn: &str) -> Self {
+        self.target_name = Some(spn.to_string());
+        self
+    }
+
+    /// [`Self::authenticate`] fails with [`NtlmError::SealingNotGranted`]
+    /// unless the server granted SIGN, SEAL, KEY_EXCH and 128-bit keys: the
+    /// messages of the connection are to be sealed, and a weaker session
+    /// (a downgrade by anyone on the path) is not accepted.
+    pub fn require_sealing(&mut self) {
+        self.require_sealing = true;
     }
 
     /// The flags agreed with the server (zero before [`Self::authenticate`]).
@@ -118,20 +149,34 @@ impl ClientContext {
             .take()
             .ok_or_else(|| malformed("negotiate() must come before authenticate()"))?;
         let challenge = ParsedChallenge::parse(challenge_msg)?;
-        check_flags(challenge.flags, "server")?;
-        self.negotiated_flags = challenge.flags;
+        // Only what both sides support (MS-NLMP 3.1.5.1.2): a server cannot
+        // switch on something the client never asked for.
+        let flags = challenge.flags & CLIENT_FLAGS;
+        if self.require_sealing {
+            let missing = missing_for_sealing(flags);
+            if !missing.is_empty() {
+                return Err(NtlmError::SealingNotGranted(missing.join(", ")));
+            }
+        }
+        check_flags(flags, "server")?;
+        self.negotiated_flags = flags;
 
         // The MIC goes with the server's timestamp, as Windows clients do it.
         let server_time = av_value(&challenge.target_info, AV_TIMESTAMP)
             .and_then(|v| <[u8; 8]>::try_from(v).ok());
         let send_mic = server_time.is_some();
         let timestamp = server_time.unwrap_or(now.to_le_bytes());
-        let target_info = client_target_info(challenge.target_info, send_mic, channel_bindings)?;
+        let target_info = client_target_info(
+            challenge.target_info,
+            send_mic,
+            channel_bindings,
+            self.target_name.as_deref(),
+        )?;
 
-        let response_key = ntowfv2(&self.nt_hash, &self.user, &self.domain);
+        let response_key = Zeroizing::new(ntowfv2(&self.nt_hash, &self.user, &self.domain));
         let blob = ntlmv2_blob(&timestamp, &nonces.client_challenge, &target_info);
         let proof = nt_proof_str(&response_key, &challenge.server_challenge, &blob);
-        let key_exchange_key = session_base_key(&response_key, &proof);
+        let key_exchange_key = Zeroizing::new(session_base_key(&response_key, &proof));
         let nt_response = [proof.as_slice(), &blob].concat();
         let lm_response = if send_mic {
             vec![0u8; 24]
@@ -142,16 +187,16 @@ impl ClientContext {
                 &nonces.client_challenge,
             )
         };
-        let (exported_key, encrypted_key) = if challenge.flags & NEGOTIATE_KEY_EXCH != 0 {
-            let exported = nonces.exported_session_key;
-            (exported, rc4k(&key_exchange_key, &exported).to_vec())
+        let (exported_key, encrypted_key) = if flags & NEGOTIATE_KEY_EXCH != 0 {
+            let exported = Zeroizing::new(nonces.exported_session_key);
+            let encrypted = rc4k(&key_exchange_key, &exported).to_vec();
+            (exported, encrypted)
         } else {
             (key_exchange_key, Vec::new())
         };
 
         let mut header = new_header(AUTHENTICATE_TYPE, AUTH_HEADER_LEN);
-        header[AUTH_FLAGS_OFFSET..AUTH_FLAGS_OFFSET + 4]
-            .copy_from_slice(&challenge.flags.to_le_bytes());
+        header[AUTH_FLAGS_OFFSET..AUTH_FLAGS_OFFSET + 4].copy_from_slice(&flags.to_le_bytes());
         header[64..72].copy_from_slice(&VERSION);
         let (domain, user) = (utf16le(&self.domain), utf16le(&self.user));
         let mut msg = assemble(
@@ -171,7 +216,7 @@ impl ClientContext {
         }
         Ok((
             msg,
-            SessionSecurity::from_exported_key(exported_key, Side::Client),
+            SessionSecurity::from_negotiated(*exported_key, Side::Client, flags),
         ))
     }
 }
@@ -200,11 +245,13 @@ impl ParsedChallenge {
 }
 
 /// The server's target info with the client's additions: MsvAvFlags (MIC
-/// present) and MsvAvChannelBindings, replacing any the server sent.
+/// present), MsvAvChannelBindings and MsvAvTargetName, replacing any the
+/// server sent.
 fn client_target_info(
     mut pairs: Vec<AvPair>,
     mic: bool,
     channel_bindings: Option<[u8; 16]>,
+    target_name: Option<&str>,
 ) -> Result<Vec<u8>, NtlmError> {
     if mic {
         let flags = av_flags(&pairs) | AV_FLAG_MIC_PRESENT;
@@ -219,6 +266,13 @@ fn client_target_info(
         pairs.push(AvPair {
             id: AV_CHANNEL_BINDINGS,
             value: bindings.to_vec(),
+        });
+    }
+    if let Some(spn) = target_name {
+        pairs.retain(|p| p.id != AV_TARGET_NAME);
+        pairs.push(AvPair {
+            id: AV_TARGET_NAME,
+            value: utf16le(spn),
         });
     }
     encode_av_pairs(&pairs)
@@ -266,6 +320,88 @@ mod tests {
             &auth[AUTH_MIC_OFFSET..AUTH_HEADER_LEN],
             &[0; 16],
             "no MIC without a timestamp"
+        );
+    }
+
+    /// The blob's AV pairs of an AUTHENTICATE (after the 16-byte NTProofStr).
+    fn sent_target_info(auth: &[u8]) -> Vec<AvPair> {
+        let (nt, _) = field(auth, AUTH_NT, "nt").unwrap();
+        parse_av_pairs(&nt[16 + BLOB_HEADER_LEN..]).unwrap()
+    }
+
+    fn spec_challenge_with_flags(flags: u32) -> Vec<u8> {
+        let mut challenge = unhex(SPEC_CHALLENGE);
+        challenge[20..24].copy_from_slice(&flags.to_le_bytes());
+        challenge
+    }
+
+    #[test]
+    fn target_name_is_sent_as_utf16le_av_pair_9() {
+        let mut client =
+            ClientContext::new("User", "Domain", "Password").with_target_name("HTTP/ex01.lab");
+        client.negotiate();
+        let (auth, _) = client
+            .authenticate_with(&unhex(SPEC_CHALLENGE), None, &spec_nonces(), 0)
+            .unwrap();
+        let pairs = sent_target_info(&auth);
+        let name = pairs.iter().find(|p| p.id == 9).expect("MsvAvTargetName");
+        assert_eq!(name.value, utf16le("HTTP/ex01.lab"));
+    }
+
+    #[test]
+    fn answer_carries_only_flags_both_sides_support() {
+        // A server that sets a flag the client never asked for (LM_KEY,
+        // 0x80; DATAGRAM, 0x40) does not get it back.
+        let spec_flags = u32_at(&unhex(SPEC_CHALLENGE), 20, "flags").unwrap();
+        let mut client = ClientContext::new("User", "Domain", "Password");
+        client.negotiate();
+        let (auth, _) = client
+            .authenticate_with(
+                &spec_challenge_with_flags(spec_flags | 0xc0),
+                None,
+                &spec_nonces(),
+                0,
+            )
+            .unwrap();
+        let sent = u32_at(&auth, AUTH_FLAGS_OFFSET, "flags").unwrap();
+        assert_eq!(sent, (spec_flags | 0xc0) & CLIENT_FLAGS);
+        assert_eq!(sent & 0xc0, 0);
+        assert_eq!(client.negotiated_flags(), sent);
+    }
+
+    #[test]
+    fn sealing_is_refused_unless_granted_in_full() {
+        let spec_flags = u32_at(&unhex(SPEC_CHALLENGE), 20, "flags").unwrap();
+        for (flag, name) in [
+            (NEGOTIATE_SIGN, "NTLMSSP_NEGOTIATE_SIGN"),
+            (NEGOTIATE_SEAL, "NTLMSSP_NEGOTIATE_SEAL"),
+            (NEGOTIATE_KEY_EXCH, "NTLMSSP_NEGOTIATE_KEY_EXCH"),
+            (NEGOTIATE_128, "NTLMSSP_NEGOTIATE_128"),
+        ] {
+            let mut client = ClientContext::new("User", "Domain", "Password");
+            client.require_sealing();
+            client.negotiate();
+            let result = client.authenticate_with(
+                &spec_challenge_with_flags(spec_flags & !flag),
+                None,
+                &spec_nonces(),
+                0,
+            );
+            match result {
+                Err(e @ NtlmError::SealingNotGranted(_)) => {
+                    assert!(e.to_string().contains(name), "{e}")
+                }
+                other => panic!("{name} withheld: {:?}", other.map(|_| ())),
+            }
+        }
+        // Granted in full: fine.
+        let mut client = ClientContext::new("User", "Domain", "Password");
+        client.require_sealing();
+        client.negotiate();
+        assert!(
+            client
+                .authenticate_with(&unhex(SPEC_CHALLENGE), None, &spec_nonces(), 0)
+                .is_ok()
         );
     }
 

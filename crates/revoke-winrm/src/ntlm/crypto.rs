@@ -82,7 +82,9 @@ fn windows_upper(s: &str) -> String {
 
 /// NT one-way function (MD4 of the UTF-16LE password).
 pub fn nt_hash(password: &str) -> [u8; 16] {
-    Md4::digest(utf16le(password)).into()
+    // The UTF-16 copy of the password is wiped too.
+    let encoded = zeroize::Zeroizing::new(utf16le(password));
+    Md4::digest(encoded.as_slice()).into()
 }
 
 /// NTOWFv2: the NTLMv2 response key, from the NT hash and the names as sent.

@@ -46,6 +46,12 @@ pub enum NtlmError {
     ChannelBindings,
     #[error("sealed message rejected: {0}")]
     BadSignature(String),
+    /// The server's CHALLENGE did not grant what sealing needs.
+    #[error(
+        "the server did not grant {0}, which sealing every message needs: refusing to send \
+         commands over plain HTTP without it (check the server's NTLM security settings, or use HTTPS)"
+    )]
+    SealingNotGranted(String),
 }
 
 fn malformed(what: impl Into<String>) -> NtlmError {

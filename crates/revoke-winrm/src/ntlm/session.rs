@@ -5,9 +5,11 @@
 use std::fmt;
 
 use rc4::{Rc4, StreamCipher};
+use zeroize::Zeroize;
 
 use super::NtlmError;
 use super::crypto::{constant_time_eq, hmac_md5, md5, new_rc4};
+use super::wire::NEGOTIATE_KEY_EXCH;
 
 // MS-NLMP 3.4.5.2 SIGNKEY and 3.4.5.3 SEALKEY.
 const CLIENT_SIGN_MAGIC: &[u8] = b"session key to client-to-server signing key magic constant\0";
@@ -22,7 +24,8 @@ pub enum Side {
     Server,
 }
 
-/// Keys and state for one direction of traffic.
+/// Keys and state for one direction of traffic. The signing key is wiped
+/// on drop, and so is the RC4 state (rc4's `zeroize` feature).
 struct Direction {
     sign_key: [u8; 16],
     /// One RC4 keystream for the whole connection: messages and checksums
@@ -37,6 +40,14 @@ impl Direction {
             sign_key: md5(&[exported_key, sign_magic]),
             rc4: new_rc4(&md5(&[exported_key, seal_magic])),
             seq: 0,
+        }
+    }
+
+    /// MS-NLMP 3.4.4.2: with key exchange the checksum is encrypted with
+    /// the sealing keystream, without it it is sent as is.
+    fn protect_checksum(&mut self, checksum: &mut [u8; 8], key_exchange: bool) {
+        if key_exchange {
+            self.rc4.apply_keystream(checksum);
         }
     }
 
@@ -58,7 +69,18 @@ impl Direction {
 pub struct SessionSecurity {
     outgoing: Direction,
     incoming: Direction,
+    /// NTLMSSP_NEGOTIATE_KEY_EXCH was negotiated: checksums are encrypted.
+    /// The client only seals with key exchange (it refuses a server that
+    /// does not grant it), so for the client this is always true; the
+    /// acceptor follows what its client negotiated.
+    key_exchange: bool,
     broken: bool,
+}
+
+impl Drop for Direction {
+    fn drop(&mut self) {
+        self.sign_key.zeroize();
+    }
 }
 
 impl fmt::Debug for SessionSecurity {
@@ -73,18 +95,28 @@ impl fmt::Debug for SessionSecurity {
 }
 
 impl SessionSecurity {
-    /// Derive both directions' keys from the ExportedSessionKey. A client
-    /// seals with the client-to-server keys; a server with the others.
+    /// Derive both directions' keys from the ExportedSessionKey, for a
+    /// session that negotiated key exchange. A client seals with the
+    /// client-to-server keys; a server with the others.
     pub fn from_exported_key(key: [u8; 16], side: Side) -> Self {
+        Self::from_negotiated(key, side, NEGOTIATE_KEY_EXCH)
+    }
+
+    /// [`Self::from_exported_key`] for the negotiated `flags`: without
+    /// NTLMSSP_NEGOTIATE_KEY_EXCH the checksums are not encrypted
+    /// (MS-NLMP 3.4.4.2).
+    pub fn from_negotiated(mut key: [u8; 16], side: Side, flags: u32) -> Self {
         let client_to_server = Direction::new(&key, CLIENT_SIGN_MAGIC, CLIENT_SEAL_MAGIC);
         let server_to_client = Direction::new(&key, SERVER_SIGN_MAGIC, SERVER_SEAL_MAGIC);
         let (outgoing, incoming) = match side {
             Side::Client => (client_to_server, server_to_client),
             Side::Server => (server_to_client, client_to_server),
         };
+        key.zeroize();
         SessionSecurity {
             outgoing,
             incoming,
+            key_exchange: flags & NEGOTIATE_KEY_EXCH != 0,
             broken: false,
         }
     }
@@ -96,7 +128,7 @@ impl SessionSecurity {
         let mut sealed = message.to_vec();
         // The message first, then the checksum, from the same keystream.
         out.rc4.apply_keystream(&mut sealed);
-        out.rc4.apply_keystream(&mut checksum);
+        out.protect_checksum(&mut checksum, self.key_exchange);
         let signature = signature_bytes(&checksum, out.seq);
         out.seq = out.seq.wrapping_add(1);
         (signature, sealed)
@@ -124,7 +156,7 @@ impl SessionSecurity {
         let mut message = sealed.to_vec();
         let mut checksum: [u8; 8] = signature[4..12].try_into().expect("8 bytes");
         incoming.rc4.apply_keystream(&mut message);
-        incoming.rc4.apply_keystream(&mut checksum);
+        incoming.protect_checksum(&mut checksum, self.key_exchange);
         if !constant_time_eq(&checksum, &incoming.checksum(&message)) {
             self.broken = true;
             return Err(bad("checksum mismatch"));
@@ -232,6 +264,22 @@ mod tests {
         let mut other_client = SessionSecurity::from_exported_key([9; 16], Side::Client);
         let (sig, sealed) = client.seal(b"hello");
         assert!(other_client.unseal(&sig, &sealed).is_err());
+    }
+
+    #[test]
+    fn without_key_exchange_the_checksum_is_not_encrypted() {
+        let key = [0x55; 16];
+        let mut plain = SessionSecurity::from_negotiated(key, Side::Client, 0);
+        let (signature, _) = plain.seal(&utf16le("Plaintext"));
+        // MS-NLMP 4.2.4.4: HMAC_MD5(SignKey, SeqNum || Message)[0..7], not RC4'd.
+        assert_eq!(
+            hex(&signature),
+            concat!("01000000", "70352851f2564309", "00000000")
+        );
+        let mut client = SessionSecurity::from_negotiated(key, Side::Client, 0);
+        let mut server = SessionSecurity::from_negotiated(key, Side::Server, 0);
+        let (sig, sealed) = client.seal(b"<s:Envelope/>");
+        assert_eq!(server.unseal(&sig, &sealed).unwrap(), b"<s:Envelope/>");
     }
 
     #[test]

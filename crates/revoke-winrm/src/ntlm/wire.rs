@@ -44,6 +44,21 @@ pub(super) fn check_flags(flags: u32, peer: &str) -> Result<(), NtlmError> {
     Ok(())
 }
 
+/// What sealing with MS-NLMP 3.4.4.2 needs from the negotiated flags, by
+/// name; the names of those missing from `flags`.
+pub(super) fn missing_for_sealing(flags: u32) -> Vec<&'static str> {
+    [
+        (NEGOTIATE_SIGN, "NTLMSSP_NEGOTIATE_SIGN"),
+        (NEGOTIATE_SEAL, "NTLMSSP_NEGOTIATE_SEAL"),
+        (NEGOTIATE_KEY_EXCH, "NTLMSSP_NEGOTIATE_KEY_EXCH"),
+        (NEGOTIATE_128, "NTLMSSP_NEGOTIATE_128 (128-bit keys)"),
+    ]
+    .into_iter()
+    .filter(|(flag, _)| flags & flag == 0)
+    .map(|(_, name)| name)
+    .collect()
+}
+
 /// The VERSION structure we send (Windows 10 / Server 2019, NTLM revision 15).
 /// It is informational only; peers do not act on it.
 pub(super) const VERSION: [u8; 8] = [10, 0, 0x63, 0x45, 0, 0, 0, 15];
@@ -63,6 +78,8 @@ pub(super) const AV_DNS_COMPUTER_NAME: u16 = 3;
 pub(super) const AV_DNS_DOMAIN_NAME: u16 = 4;
 pub(super) const AV_FLAGS: u16 = 6;
 pub(super) const AV_TIMESTAMP: u16 = 7;
+/// MsvAvTargetName: the SPN of the server, UTF-16LE, no terminator.
+pub(super) const AV_TARGET_NAME: u16 = 9;
 pub(super) const AV_CHANNEL_BINDINGS: u16 = 10;
 pub(super) const AV_FLAG_MIC_PRESENT: u32 = 0x2;
 

@@ -176,8 +176,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<Ended> {
             bind_user: operator.clone(),
             domain_controllers: None,
             operation_timeout: Duration::from_secs(15),
+            global_catalog: None,
         },
         replication_timeout: Some(Duration::from_secs(60)),
+        direct_write: Default::default(),
         allow_privileged: false,
         flush: flush_plan(&lab),
         f5: Some(F5Settings {
@@ -191,6 +193,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<Ended> {
             accept_invalid_certs: false,
             timeout: Duration::from_secs(30),
         }),
+        ticket: None,
+        reason: None,
+        stamp: false,
+        enable_guard: None,
     };
     let revoke_started = Instant::now();
     let secrets = Secrets::operator(Password::new(operator_password.clone()));
@@ -201,7 +207,16 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<Ended> {
         quiet: args.quiet,
         detail: false,
     };
-    let ended = run::revocation(plan, secrets, true, &run_args).await?;
+    let ended = run::revocation(
+        plan,
+        secrets,
+        true,
+        &run_args,
+        Default::default(),
+        // The demo's run changes only its own in-process directory.
+        Default::default(),
+    )
+    .await?;
     run::print_report(&ended, &run_args);
 
     // 4. The phone again.

@@ -2,6 +2,7 @@
 //! the human table, and `revoke servers`' listing. The JSON document is the
 //! core's [`revoke_core::report::RunReport`], serialized as it is.
 
+pub mod doctor;
 mod progress;
 pub mod servers;
 mod table;

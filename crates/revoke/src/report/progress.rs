@@ -146,7 +146,9 @@ impl Reporter for ProgressDisplay {
                 // changes nothing: it counts as waiting.
                 self.board().step(server, step.to_string());
             }
-            Event::ActionFinished { .. } => {}
+            Event::ActionFinished { .. }
+            | Event::AccountChanging { .. }
+            | Event::ServerMutating { .. } => {}
             Event::F5Started { devices, .. } => {
                 for device in devices {
                     self.device(device).set_message("starting");

@@ -11,11 +11,16 @@ use revoke_core::events::{ActionOutcome, ActionStatus, DcStatus, ServerStatus, U
 use revoke_core::f5::{F5Outcome, F5Status};
 use revoke_core::plan::Method;
 use revoke_core::report::{DirectoryReport, Exposure, RunReport, ServerReport};
+use revoke_core::residual::{KerberosPolicy, PolicySource, Residual, ResidualKind};
 
 /// The report as text. `detail`: every pool of every server, not only of
 /// the servers that did not end ok.
 pub fn render(report: &RunReport, detail: bool) -> String {
     let mut out = summary_line(report);
+    if let Some(labels) = labels_line(report) {
+        out.push('\n');
+        out.push_str(&labels);
+    }
     out.push_str("\n\n");
     if let Some(directory) = &report.directory {
         directory_block(&mut out, directory);
@@ -26,6 +31,17 @@ pub fn render(report: &RunReport, detail: bool) -> String {
     }
     finish(&mut out, report);
     out
+}
+
+/// `Ticket: INC123 — reason`: under the verdict, so whoever reads the
+/// report sees first what the change was for; None without either.
+fn labels_line(report: &RunReport) -> Option<String> {
+    match (&report.ticket, &report.reason) {
+        (Some(ticket), Some(reason)) => Some(format!("Ticket: {ticket} — {reason}")),
+        (Some(ticket), None) => Some(format!("Ticket: {ticket}")),
+        (None, Some(reason)) => Some(format!("Reason: {reason}")),
+        (None, None) => None,
+    }
 }
 
 /// The waves, warnings, what is still open and the exposure line; in a dry
@@ -59,9 +75,114 @@ fn finish(out: &mut String, report: &RunReport) {
             let _ = writeln!(out, "  {item}");
         }
     }
+    residual_block(out, report);
     if let Some(exposure) = &report.exposure {
         out.push_str(&exposure_line(report, exposure, !open.is_empty()));
         out.push('\n');
+    }
+}
+
+// ------------------------------------------------------------ residual
+
+/// What no flush closes, with until when (docs/directory.md, "What a flush
+/// cannot close"), and which Kerberos policy dated it.
+fn residual_block(out: &mut String, report: &RunReport) {
+    if report.residual.is_empty() {
+        return;
+    }
+    let policy = report
+        .kerberos_policy
+        .as_ref()
+        .map(|p| format!(" ({})", policy_words(p)))
+        .unwrap_or_default();
+    let _ = writeln!(out, "Not closed by revoke{policy}:");
+    for item in &report.residual {
+        let until = match item.until {
+            Some(at) => format!("until {}", moment_up(at, report.started_at)),
+            None => "no end by itself".to_string(),
+        };
+        let _ = writeln!(
+            out,
+            "  {} of {} ({until}): {}",
+            item.kind,
+            join_and(&item.accounts),
+            item.why
+        );
+    }
+}
+
+/// `Windows' default Kerberos policy (600 min service tickets, ...): LDAP
+/// cannot read the domain's; set [kerberos_policy] if yours differs`.
+fn policy_words(policy: &KerberosPolicy) -> String {
+    match policy.source {
+        PolicySource::Defaults => format!(
+            "times from Windows' default Kerberos policy, {}: revoke cannot read the domain's \
+             over LDAP; set [kerberos_policy] if yours differs",
+            policy.describe()
+        ),
+        PolicySource::Config => format!(
+            "times from the Kerberos policy in [kerberos_policy], {}",
+            policy.describe()
+        ),
+    }
+}
+
+/// [`moment`] rounded up to the second: an "until" or an "issued before"
+/// is never said earlier than it is.
+fn moment_up(at: std::time::SystemTime, reference: std::time::SystemTime) -> String {
+    let since = at.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let whole = since.as_secs() + u64::from(since.subsec_nanos() > 0);
+    moment(
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(whole),
+        reference,
+    )
+}
+
+/// `Kerberos tickets issued before 10:00:00 UTC may be used until 20:00:00
+/// UTC.`: the ticket doors of `residual`, in one sentence; None without any.
+fn kerberos_sentence(report: &RunReport) -> Option<String> {
+    let tickets: Vec<&Residual> = report
+        .residual
+        .iter()
+        .filter(|r| {
+            matches!(
+                r.kind,
+                ResidualKind::KerberosTgt | ResidualKind::KerberosServiceTicket
+            )
+        })
+        .collect();
+    let tgt = tickets
+        .iter()
+        .find(|r| r.kind == ResidualKind::KerberosTgt)?;
+    let until = tickets.iter().filter_map(|r| r.until).max();
+    let new_tickets = match (report.action.as_str(), tgt.until) {
+        ("disable", Some(at)) => format!(
+            " (and service tickets obtained with them until {})",
+            moment_up(at, report.started_at)
+        ),
+        _ => String::new(),
+    };
+    Some(match (tgt.issued_before, until) {
+        (Some(before), Some(until)) => format!(
+            "Kerberos tickets issued before {}{new_tickets} may be used until {}.",
+            moment_up(before, report.started_at),
+            moment_up(until, report.started_at)
+        ),
+        _ => "Kerberos tickets issued before every domain controller had the change may be \
+              used for their whole lifetime after it: revoke did not see every DC with it."
+            .to_string(),
+    })
+}
+
+/// `10:00:02 UTC` on the run's day, `2026-11-30 10:00:00 UTC` on another.
+fn moment(at: std::time::SystemTime, reference: std::time::SystemTime) -> String {
+    let text = revoke_core::timestamp::rfc3339(at);
+    let day = revoke_core::timestamp::rfc3339(reference);
+    let (date, time) = (&text[..10], &text[11..19]);
+    if date == &day[..10] {
+        format!("{time} UTC")
+    } else {
+        format!("{date} {time} UTC")
     }
 }
 
@@ -105,14 +226,20 @@ fn accounts_summary(report: &RunReport, directory: &DirectoryReport) -> String {
                 UserStatus::Disabled => format!("{name} disabled"),
                 UserStatus::AlreadyDisabled => format!("{name} already disabled"),
                 UserStatus::Reset => format!("password of {name} reset"),
+                UserStatus::Enabled => format!("{name} enabled"),
+                UserStatus::AlreadyEnabled => format!("{name} already enabled"),
                 UserStatus::Planned if report.action == "reset" => {
                     format!("password of {name} to reset")
                 }
                 UserStatus::Planned
                     if user.user_account_control_before == user.user_account_control_after =>
                 {
-                    format!("{name} already disabled")
+                    match report.action.as_str() {
+                        "enable" => format!("{name} already enabled"),
+                        _ => format!("{name} already disabled"),
+                    }
                 }
+                UserStatus::Planned if report.action == "enable" => format!("{name} to enable"),
                 UserStatus::Planned => format!("{name} to disable"),
                 UserStatus::Failed => format!("{name} NOT changed"),
             }
@@ -129,21 +256,30 @@ fn dcs_summary(directory: &DirectoryReport) -> String {
     if count(&[DcStatus::Planned]) == n {
         return format!("{n} domain controller{} checked", plural(n));
     }
-    let have = count(&[
-        DcStatus::Written,
-        DcStatus::Replicated,
-        DcStatus::DirectWrite,
-    ]);
+    let have = dcs.iter().filter(|d| d.status.has_change()).count();
+    let checked = n - count(&[DcStatus::NotCached]);
     let mut text = format!(
-        "{have} of {n} domain controller{} {} the change",
-        plural(n),
+        "{have} of {checked} domain controller{} {} the change",
+        plural(checked),
         if have == 1 { "has" } else { "have" }
     );
-    for status in [DcStatus::NotConverged, DcStatus::Unchecked] {
+    for status in [
+        DcStatus::NotConverged,
+        DcStatus::RodcNotConverged,
+        DcStatus::Unchecked,
+    ] {
         let k = count(&[status]);
         if k > 0 {
             let _ = write!(text, ", {k} {}", word(&status));
         }
+    }
+    let not_cached = count(&[DcStatus::NotCached]);
+    if not_cached > 0 {
+        let _ = write!(
+            text,
+            "; {not_cached} read-only DC{} without the password (low risk)",
+            plural(not_cached)
+        );
     }
     text
 }
@@ -251,11 +387,20 @@ fn pool_counts(counts: &[(usize, &str)]) -> String {
 /// The last line of a real run: closed (when, and what that means for this
 /// run), or not.
 fn exposure_line(report: &RunReport, exposure: &Exposure, open_items: bool) -> String {
+    let kerberos = kerberos_sentence(report)
+        .map(|k| format!(" {k}"))
+        .unwrap_or_default();
     match (&exposure.closed_at, exposure.window_ms) {
+        // Never a bare "closed": what closed, and what did not.
         (Some(at), Some(ms)) if exposure.closed => format!(
-            "Exposure window closed {:.1} s after the start ({}): {}.",
+            "{} closed at {} ({:.1} s after the start): {}.{kerberos}",
+            if report.f5.is_empty() {
+                "IIS token caches"
+            } else {
+                "IIS token caches and APM sessions"
+            },
+            moment(*at, report.started_at),
             ms as f64 / 1000.0,
-            revoke_core::timestamp::rfc3339(*at),
             closing_conditions(report)
         ),
         _ if open_items => "Exposure window NOT closed: see what is still open above.".to_string(),
@@ -347,6 +492,41 @@ fn dry_run_end(out: &mut String, report: &RunReport) {
         "It would close the exposure window once it saw that {}.",
         closing_conditions(report)
     );
+    if let Some(policy) = &report.kerberos_policy {
+        let _ = writeln!(out, "{}", dry_run_residual(report, policy));
+    }
+}
+
+/// What a real run would leave open, from the change and the policy.
+fn dry_run_residual(report: &RunReport, policy: &KerberosPolicy) -> String {
+    let hours = |d: std::time::Duration| {
+        let minutes = d.as_secs() / 60;
+        match (minutes / 60, minutes % 60) {
+            (h, 0) => format!("{h} h"),
+            (0, m) => format!("{m} min"),
+            (h, m) => format!("{h} h {m} min"),
+        }
+    };
+    let source = match policy.source {
+        PolicySource::Defaults => "Windows' default Kerberos policy",
+        PolicySource::Config => "[kerberos_policy]",
+    };
+    if report.action == "reset" {
+        format!(
+            "It cannot close: Kerberos tickets issued before the reset (usable for up to {} \
+             days after it: {source}), cached logons, certificates and Windows Hello keys; \
+             `revoke disable` stops new Kerberos tickets within 20 minutes.",
+            policy.max_renewal.as_secs() / 86_400
+        )
+    } else {
+        let last = (revoke_core::residual::ACCOUNT_CHECK_AFTER + policy.max_service_ticket)
+            .min(policy.max_user_ticket);
+        format!(
+            "It cannot close: Kerberos tickets issued before the disable (usable for up to {} \
+             after it: {source}) and cached logons on computers that cannot reach a DC.",
+            hours(last)
+        )
+    }
 }
 
 /// Accounts, BIG-IPs and servers the dry run could not get through.
@@ -488,22 +668,31 @@ fn directory_block(out: &mut String, directory: &DirectoryReport) {
         }
     }
     if !directory.domain_controllers.is_empty() {
-        let dc_width = column_width(
-            "DOMAIN CONTROLLER",
-            directory.domain_controllers.iter().map(|d| d.host.as_str()),
-        );
+        let label = |dc: &revoke_core::events::DcOutcome| {
+            if dc.read_only {
+                format!("{} (read-only)", dc.host)
+            } else {
+                dc.host.clone()
+            }
+        };
+        let labels: Vec<String> = directory.domain_controllers.iter().map(label).collect();
+        let dc_width = column_width("DOMAIN CONTROLLER", labels.iter().map(String::as_str));
         let _ = writeln!(
             out,
-            "\n{:dc_width$}  {:14}  {:>8}  DETAIL",
+            "\n{:dc_width$}  {:18}  {:>8}  DETAIL",
             "DOMAIN CONTROLLER", "STATUS", "AFTER"
         );
-        for dc in &directory.domain_controllers {
+        for (dc, label) in directory.domain_controllers.iter().zip(&labels) {
+            let detail = match (&dc.message, dc.decided_by) {
+                (Some(message), Some(evidence)) => format!("{message} ({})", evidence.describe()),
+                (Some(message), None) => message.clone(),
+                (None, Some(evidence)) => evidence.describe().to_string(),
+                (None, None) => String::new(),
+            };
             let line = format!(
-                "{:dc_width$}  {:14}  {:>8}  {}",
-                dc.host,
+                "{label:dc_width$}  {:18}  {:>8}  {detail}",
                 word(&dc.status),
                 format!("{:.1} s", dc.elapsed_ms as f64 / 1000.0),
-                dc.message.as_deref().unwrap_or("")
             );
             let _ = writeln!(out, "{}", line.trim_end());
         }
@@ -627,6 +816,7 @@ fn actions_result(actions: &[ActionOutcome]) -> String {
             ActionStatus::Reset => "IIS reset".to_string(),
             ActionStatus::Planned => "would run iisreset /noforce".to_string(),
             ActionStatus::Failed => "iisreset failed".to_string(),
+            ActionStatus::Unknown => "iisreset may have run (unknown)".to_string(),
             other => word(&other),
         };
     }
@@ -637,6 +827,7 @@ fn actions_result(actions: &[ActionOutcome]) -> String {
         (count(ActionStatus::Absent), "absent"),
         (count(ActionStatus::Stopped), "stopped"),
         (count(ActionStatus::Failed), "failed"),
+        (count(ActionStatus::Unknown), "unknown (may have run)"),
     ])
 }
 
@@ -662,6 +853,7 @@ fn pool_label(action: &ActionOutcome) -> String {
 fn action_word(status: ActionStatus) -> String {
     match status {
         ActionStatus::Failed => "FAILED".into(),
+        ActionStatus::Unknown => "UNKNOWN".into(),
         other => word(&other),
     }
 }
@@ -686,7 +878,9 @@ fn action_detail(action: &ActionOutcome) -> String {
                 pids(&action.new_pids)
             )
         }
-        ActionStatus::Planned | ActionStatus::Failed => format!("pid {}", pids(&action.old_pids)),
+        ActionStatus::Planned | ActionStatus::Failed | ActionStatus::Unknown => {
+            format!("pid {}", pids(&action.old_pids))
+        }
         ActionStatus::Absent | ActionStatus::Stopped => String::new(),
     };
     match (&action.message, workers.is_empty()) {
@@ -730,6 +924,8 @@ mod tests {
             schema_version: 1,
             run_id: "00000000-0000-4000-8000-000000000000".into(),
             action: "flush".into(),
+            ticket: None,
+            reason: None,
             method: Method::Recycle,
             dry_run: false,
             started_at: at("2026-11-23T10:00:00.000Z"),
@@ -742,6 +938,11 @@ mod tests {
             flush_skipped: None,
             exposure: None,
             f5: Vec::new(),
+            residual: Vec::new(),
+            kerberos_policy: None,
+            journal: None,
+            no_journal: false,
+            retry_of: None,
         };
         report.summarize();
         report
@@ -1070,9 +1271,12 @@ mod tests {
         let last = table.lines().last().unwrap();
         assert_eq!(
             last,
-            "Exposure window closed 2.1 s after the start (2026-11-23T10:00:02.100Z): \
+            "IIS token caches closed at 10:00:02 UTC (2.1 s after the start): \
              no worker process from before the flush is left on any Exchange server."
         );
+        // A flush changes no account: nothing of Kerberos to say.
+        assert!(report.residual.is_empty());
+        assert!(!table.contains("Not closed by revoke"), "{table}");
         assert!(!table.contains("Still open"), "{table}");
         assert!(!table.contains("domain controller"), "{table}");
     }
@@ -1099,6 +1303,8 @@ mod tests {
             domain_controllers: vec![
                 DcOutcome {
                     host: "dc1.corp.example.com".into(),
+                    read_only: false,
+                    decided_by: None,
                     status: DcStatus::Written,
                     elapsed_ms: 0,
                     confirmed_at: Some(at("2026-11-23T10:00:00.412Z")),
@@ -1106,6 +1312,8 @@ mod tests {
                 },
                 DcOutcome {
                     host: "dc2.corp.example.com".into(),
+                    read_only: false,
+                    decided_by: None,
                     status: DcStatus::Replicated,
                     elapsed_ms: 118,
                     confirmed_at: Some(at("2026-11-23T10:00:00.530Z")),
@@ -1129,6 +1337,9 @@ mod tests {
             confirmed_at: Some(at("2026-11-23T10:00:01.210Z")),
             message: None,
         }];
+        // As the report builder sets it for disable/reset: the residual
+        // (Kerberos tickets, cached logons) is dated with it.
+        report.kerberos_policy = Some(revoke_core::residual::KerberosPolicy::default());
         report.summarize();
         report
     }
@@ -1136,6 +1347,66 @@ mod tests {
     #[test]
     fn table_for_a_disable_with_a_big_ip() {
         insta::assert_snapshot!(render(&disable_with_f5(), false));
+    }
+
+    /// The ticket and the reason come right under the verdict.
+    #[test]
+    fn the_ticket_and_reason_are_the_second_line() {
+        let mut report = disable_with_f5();
+        report.ticket = Some("INC123".into());
+        report.reason = Some("left the company".into());
+        let text = render(&report, false);
+        let second = text.lines().nth(1).unwrap();
+        assert_eq!(second, "Ticket: INC123 — left the company", "{text}");
+        report.ticket = None;
+        let text = render(&report, false);
+        assert_eq!(text.lines().nth(1).unwrap(), "Reason: left the company");
+        report.reason = None;
+        assert_eq!(render(&report, false).lines().nth(1).unwrap(), "");
+    }
+
+    /// A reset leaves Kerberos TGTs renewable for days: the end is said
+    /// with its date, and certificates are named as not stopped.
+    #[test]
+    fn a_reset_says_what_it_leaves_and_until_when() {
+        let mut report = disable_with_f5();
+        report.action = "reset".into();
+        report.directory.as_mut().unwrap().users[0].status = UserStatus::Reset;
+        report.summarize();
+        let table = render(&report, false);
+        let last = table.lines().last().unwrap();
+        assert!(
+            last.ends_with(
+                "Kerberos tickets issued before 10:00:01 UTC may be used until \
+                 2026-11-30 10:00:01 UTC."
+            ),
+            "{table}"
+        );
+        assert!(
+            table.contains("  certificate-logon of alice (no end by itself): "),
+            "{table}"
+        );
+        assert!(
+            table.contains("Windows' default Kerberos policy"),
+            "{table}"
+        );
+    }
+
+    /// A DC not seen with the change: no end is promised for the tickets.
+    #[test]
+    fn an_unchecked_dc_gives_the_tickets_no_end() {
+        let mut report = disable_with_f5();
+        let dc2 = &mut report.directory.as_mut().unwrap().domain_controllers[1];
+        dc2.status = DcStatus::Unchecked;
+        dc2.confirmed_at = None;
+        report.summarize();
+        let table = render(&report, false);
+        assert!(
+            table.contains("kerberos-tgt of alice (no end by itself)"),
+            "{table}"
+        );
+        assert!(table.contains("cannot say until when"), "{table}");
+        assert!(!table.contains("may be used until"), "{table}");
     }
 
     /// A dry run lists nothing as still open: it says what a real run

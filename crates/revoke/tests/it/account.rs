@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::backend::{AdEstate, TestUser, UAC_DISABLED, UAC_ENABLED, unique_name};
-use crate::common::{Run, is_mutating, mutation_times};
+use crate::common::{Run, dc_report, is_mutating, mutation_times};
 
 const EXCHANGE_POOL_COUNT: usize = revoke_core::iis::EXCHANGE_POOLS.len();
 
@@ -34,15 +34,6 @@ fn user_report(report: &Value) -> &Value {
     let users = report["directory"]["users"].as_array().expect("users[]");
     assert_eq!(users.len(), 1, "{users:#?}");
     &users[0]
-}
-
-fn dc_status<'a>(report: &'a Value, host: &str) -> &'a Value {
-    report["directory"]["domain_controllers"]
-        .as_array()
-        .expect("domain_controllers[]")
-        .iter()
-        .find(|dc| dc["host"] == host)
-        .unwrap_or_else(|| panic!("no {host} in {report:#}"))
 }
 
 /// The user is refused on both DCs because the account is disabled.
@@ -84,16 +75,16 @@ async fn disable_reaches_both_dcs_before_any_server_is_flushed() {
         u["flags_after"],
         serde_json::json!(["ACCOUNTDISABLE", "NORMAL_ACCOUNT"])
     );
-    assert_eq!(dc_status(&report, d.dc_host(1))["status"], "written");
+    assert_eq!(dc_report(&report, d.dc_host(1))["status"], "written");
     // DC2 never replicates by itself here: revoke had to write it there.
-    let dc2 = dc_status(&report, d.dc_host(2));
+    let dc2 = dc_report(&report, d.dc_host(2));
     assert_eq!(dc2["status"], "direct-write", "{dc2:#}");
 
     // Every DC had the change before the first recycle was sent.
     let last_dc = [d.dc_host(1), d.dc_host(2)]
         .into_iter()
         .map(|host| {
-            let at = dc_status(&report, host)["confirmed_at"]
+            let at = dc_report(&report, host)["confirmed_at"]
                 .as_str()
                 .expect("confirmed_at");
             humantime::parse_rfc3339(at).expect("RFC 3339")
@@ -190,6 +181,7 @@ async fn a_concurrent_change_is_not_overwritten_and_other_bits_are_kept() {
         bind_user: d.operator_upn().to_string(),
         domain_controllers: None,
         operation_timeout: Duration::from_secs(15),
+        global_catalog: None,
     };
     let password = revoke_core::Password::new(d.operator_password().into());
     let mut conn = Connection::open(&settings, &password)
@@ -249,7 +241,7 @@ async fn reset_leaves_neither_previous_password_working_on_any_dc() {
     let report = run.json();
     assert_eq!(report["action"], "reset");
     assert_eq!(user_report(&report)["status"], "reset");
-    assert_eq!(dc_status(&report, d.dc_host(2))["status"], "direct-write");
+    assert_eq!(dc_report(&report, d.dc_host(2))["status"], "direct-write");
     assert_eq!(report["summary"]["ok"], 1);
 }
 
@@ -374,6 +366,27 @@ async fn an_ambiguous_name_lists_the_candidates_and_changes_nothing() {
     );
     for u in [&a, &b] {
         assert_eq!(d.user_account_control(1, &u.dn).await, UAC_ENABLED);
+    }
+    assert_nothing_flushed(&estate);
+}
+
+/// 1,005 users share a mail address: more than AD's MaxPageSize (1,000),
+/// which Windows and the embedded directory enforce on a search without
+/// paging (Samba does not, docs/windows-behaviour.md §2.20). revoke pages,
+/// finds every one and lists them all.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_ambiguous_name_past_a_page_lists_every_candidate() {
+    let estate = AdEstate::start(1).await;
+    let (mail, dns) = estate.domain.paging_users(1005).await;
+    let run = estate.revoke("disable", &[&mail, "--yes"]).run().await;
+    run.assert_code(1);
+    assert!(
+        run.stderr.contains("matches 1005 user objects"),
+        "{}",
+        &run.stderr[..run.stderr.len().min(2000)]
+    );
+    for dn in [&dns[0], &dns[999], &dns[1004]] {
+        assert!(run.stderr.contains(dn.as_str()), "{dn} not listed");
     }
     assert_nothing_flushed(&estate);
 }
@@ -507,6 +520,157 @@ async fn guards_refuse_with_the_rule_and_change_nothing() {
     run.assert_code(3);
 }
 
+/// Protected membership comes from the user's logon token (tokenGroups):
+/// through a primary group nested in Domain Admins (no `member` value
+/// anywhere names the user) and through a group nested in Replicator.
+/// Service accounts are refused even with --allow-privileged; Cert
+/// Publishers is not a protected group.
+#[tokio::test(flavor = "multi_thread")]
+async fn guards_read_the_logon_token_and_never_touch_service_accounts() {
+    let estate = AdEstate::start(1).await;
+    let d = estate.domain;
+    let tier0 = d.new_group("tier0").await;
+    d.add_member(&d.domain_admins_dn(), &tier0.dn).await;
+    let primary = d.user("primary").member_of(&tier0.dn).create().await;
+    d.set_primary_group(&primary.dn, &tier0.dn).await;
+    let repl_group = d.new_group("repl").await;
+    d.add_member(&d.builtin_group_dn("Replicator"), &repl_group.dn)
+        .await;
+    let replicator = d.user("repl").member_of(&repl_group.dn).create().await;
+    let suffix = &unique_name("s")[2..];
+    let sync = d.user("sync").sam(&format!("MSOL_{suffix}")).create().await;
+    let digits = format!("{:05}", getrandom::u32().unwrap() % 100_000);
+    let rodc_krbtgt = d
+        .user("krb")
+        .sam(&format!("krbtgt_{digits}"))
+        .create()
+        .await;
+    let cert_publishers = format!("CN=Cert Publishers,CN=Users,{}", d.base_dn());
+    let publisher = d.user("certpub").member_of(&cert_publishers).create().await;
+
+    let cases = [
+        (primary.sam.as_str(), "Domain Admins", true),
+        (replicator.sam.as_str(), "Replicator", true),
+        (
+            sync.sam.as_str(),
+            "directory synchronisation account",
+            false,
+        ),
+        (
+            rodc_krbtgt.sam.as_str(),
+            "read-only DC's Kerberos account",
+            false,
+        ),
+    ];
+    for (who, rule, overridable) in cases {
+        let run = estate.revoke("disable", &[who, "--yes"]).run().await;
+        run.assert_code(3);
+        assert!(run.stderr.contains(rule), "{who}: {}", run.stderr);
+        let run = estate
+            .revoke("disable", &[who, "--allow-privileged", "--dry-run", "-q"])
+            .run()
+            .await;
+        run.assert_code(if overridable { 0 } else { 3 });
+        if !overridable {
+            assert!(run.stderr.contains("no flag overrides"), "{}", run.stderr);
+        }
+    }
+    for u in [&primary, &replicator, &sync, &rodc_krbtgt] {
+        assert_eq!(d.user_account_control(1, &u.dn).await, UAC_ENABLED);
+    }
+    assert_nothing_flushed(&estate);
+    let run = estate
+        .revoke("disable", &[&publisher.sam, "--dry-run", "-q"])
+        .run()
+        .await;
+    run.assert_code(0);
+}
+
+// ------------------------------------------------------------ operator
+
+/// The operator binds by its implicit UPN (`sam@<DNS domain>`) while its
+/// userPrincipalName and mail say something else: revoke still knows who
+/// it is — from "Who am I?" where the DC answers it (the embedded
+/// directory, like Windows), else by resolving the bind name as AD does
+/// (Samba) — and refuses to act on it.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_operator_bound_by_its_implicit_upn_is_still_known() {
+    let estate = AdEstate::start(1).await;
+    let d = estate.domain;
+    let elsewhere = format!("{}@alt.example.test", unique_name("alt"));
+    let op = d
+        .user("implop")
+        .upn(&elsewhere)
+        .mail(&elsewhere)
+        .create()
+        .await;
+    let implicit = format!("{}@{}", op.sam, d.dns_domain());
+    d.bind(1, &implicit, &op.password)
+        .await
+        .expect("the implicit UPN binds");
+    estate.set_directory("bind_user", implicit.as_str());
+    for mode in ["--dry-run", "--yes"] {
+        let run = estate
+            .revoke("disable", &[op.sam.as_str(), mode])
+            .password(&op.password)
+            .run()
+            .await;
+        run.assert_code(3);
+        assert!(
+            run.stderr.contains("the account revoke is running as"),
+            "{mode}: {}",
+            run.stderr
+        );
+        assert!(!run.stderr.contains("cannot look up"), "{}", run.stderr);
+    }
+    assert_eq!(d.user_account_control(1, &op.dn).await, UAC_ENABLED);
+    assert_nothing_flushed(&estate);
+}
+
+/// `revoke-op@LAB` (the NetBIOS name as a UPN suffix) binds on both
+/// directories, but it is neither a userPrincipalName nor the implicit UPN.
+/// Where the DC answers "Who am I?" revoke learns the account from it; where
+/// it does not (Samba), revoke does not guess: exit 3, nothing changed.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_operator_revoke_cannot_identify_changes_nothing() {
+    let estate = AdEstate::start(1).await;
+    let d = estate.domain;
+    let bind = format!("{}@{}", d.operator_sam(), d.netbios_domain());
+    d.bind(1, &bind, d.operator_password())
+        .await
+        .expect("the DC accepts the bind name");
+    estate.set_directory("bind_user", bind.as_str());
+    let target = d.new_user("victim").await;
+    let run = estate.disable_json(&target.sam).run().await;
+    if d.answers_who_am_i() {
+        run.assert_code(0);
+        assert_disabled_everywhere(&estate, &target).await;
+        let me = estate
+            .revoke("disable", &[d.operator_sam(), "--dry-run"])
+            .run()
+            .await;
+        me.assert_code(3);
+        assert!(
+            me.stderr.contains("the account revoke is running as"),
+            "{}",
+            me.stderr
+        );
+    } else {
+        run.assert_code(3);
+        assert!(
+            run.stderr.contains(&format!(
+                "cannot tell which account it is bound as ({bind})"
+            )),
+            "{}",
+            run.stderr
+        );
+        assert!(run.stderr.contains("changes nothing"), "{}", run.stderr);
+        assert!(run.stdout.is_empty(), "{}", run.stdout);
+        assert_eq!(d.user_account_control(1, &target.dn).await, UAC_ENABLED);
+        assert_nothing_flushed(&estate);
+    }
+}
+
 // ------------------------------------------------------------ dry run
 
 #[tokio::test(flavor = "multi_thread")]
@@ -539,7 +703,7 @@ async fn a_dry_run_changes_nothing_anywhere() {
             assert_eq!(u["user_account_control_after"], UAC_DISABLED);
         }
         for dc in [1, 2] {
-            let view = dc_status(&report, d.dc_host(dc));
+            let view = dc_report(&report, d.dc_host(dc));
             assert_eq!(view["status"], "planned");
             let message = view["message"].as_str().unwrap();
             assert!(
@@ -655,10 +819,10 @@ async fn a_dc_that_cannot_be_confirmed_is_reported_and_the_run_ends_2() {
     let run = estate.disable_json(&user.sam).run().await;
     run.assert_code(2);
     let report = run.json();
-    let stuck = dc_status(&report, &dead);
+    let stuck = dc_report(&report, &dead);
     assert_eq!(stuck["status"], "not-converged", "{stuck:#}");
     assert!(stuck["confirmed_at"].is_null());
-    assert_eq!(dc_status(&report, d.dc_host(2))["status"], "direct-write");
+    assert_eq!(dc_report(&report, d.dc_host(2))["status"], "direct-write");
     // The flush still ran: the DCs that have the change must not wait for it.
     assert_eq!(report["summary"]["ok"], 1);
     assert_disabled_everywhere(&estate, &user).await;
@@ -693,7 +857,7 @@ async fn without_waiting_for_replication_dc2_is_left_unchecked_and_open() {
         .await;
     run.assert_code(0);
     let report = run.json();
-    assert_eq!(dc_status(&report, d.dc_host(2))["status"], "unchecked");
+    assert_eq!(dc_report(&report, d.dc_host(2))["status"], "unchecked");
     // What the gate exists for: DC2 still lets the user in.
     d.bind(2, &user.upn, &user.password)
         .await
@@ -705,45 +869,101 @@ async fn without_waiting_for_replication_dc2_is_left_unchecked_and_open() {
 #[tokio::test(flavor = "multi_thread")]
 async fn servers_lists_every_exchange_server_in_ad_but_edge() {
     let estate = AdEstate::start_without_servers().await;
+    let d = estate.domain;
     let run = estate.revoke("servers", &["--output", "json"]).run().await;
     run.assert_code(0);
     let report = run.json();
-    let found: Vec<(String, String)> = report["servers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| {
-            (
-                s["host"].as_str().unwrap().to_string(),
-                s["version"].as_str().unwrap_or("?").to_string(),
-            )
-        })
-        .collect();
+    let servers = report["servers"].as_array().expect("servers[]");
+    let server = |host: &str| {
+        servers
+            .iter()
+            .find(|s| s["host"] == host)
+            .unwrap_or_else(|| panic!("{host} not listed: {report:#}"))
+    };
+    // Version (major.minor, product, build as AD writes it) and roles.
+    let expected = [
+        (
+            "ex01",
+            "15.1",
+            "Exchange 2016",
+            "30225.42",
+            &["mailbox", "client-access"][..],
+            6,
+        ),
+        (
+            "ex02",
+            "15.2",
+            "Exchange 2019",
+            "1118.7",
+            &["client-access"][..],
+            4,
+        ),
+        // Exchange 2013 stand-alone Client Access (roles 16385): it holds caches too.
+        (
+            "ex03",
+            "15.0",
+            "Exchange 2013",
+            "1497.2",
+            &["client-access"][..],
+            16385,
+        ),
+    ];
+    for (name, version, product, build, roles, mask) in expected {
+        let s = server(&format!("{name}.{}", d.dns_domain()));
+        assert_eq!(s["version"], version, "{s:#}");
+        assert_eq!(s["product"], product, "{s:#}");
+        assert_eq!(s["build"], build, "{s:#}");
+        assert_eq!(s["roles"], serde_json::json!(roles), "{s:#}");
+        assert_eq!(s["roles_mask"], mask, "{s:#}");
+        // The AD site where the directory has one; null (never a guess) where not.
+        if d.has_exchange_sites() {
+            assert_eq!(s["site"], "Default-First-Site-Name", "{s:#}");
+        } else {
+            assert!(s["site"].is_null(), "{s:#}");
+        }
+    }
+    assert_eq!(servers.len(), 3, "{report:#}");
     assert!(
-        found.contains(&("ex01.lab.example.test".into(), "15.1".into())),
-        "{found:?}"
-    );
-    assert!(
-        found.contains(&("ex02.lab.example.test".into(), "15.2".into())),
-        "{found:?}"
-    );
-    // Exchange 2013 stand-alone Client Access (roles 16385): it holds caches too.
-    assert!(
-        found.contains(&("ex03.lab.example.test".into(), "15.0".into())),
-        "{found:?}"
-    );
-    assert!(
-        !found.iter().any(|(h, _)| h.starts_with("edge")),
-        "Edge listed: {found:?}"
+        !servers
+            .iter()
+            .any(|s| s["host"].as_str().unwrap().starts_with("edge")),
+        "Edge listed: {report:#}"
     );
 
     let table = estate.revoke("servers", &[] as &[&str]).run().await;
     table.assert_code(0);
+    let line = |host: &str| {
+        table
+            .stdout
+            .lines()
+            .find(|l| l.starts_with(host))
+            .unwrap_or_else(|| panic!("no line for {host}: {}", table.stdout))
+            .to_string()
+    };
+    let ex01 = line("ex01.");
     assert!(
-        table.stdout.contains("ex01.lab.example.test"),
-        "{}",
-        table.stdout
+        ex01.contains("Exchange 2016 (15.1, build 30225.42)"),
+        "{ex01}"
     );
+    assert!(ex01.contains("Mailbox, Client Access"), "{ex01}");
+    let ex03 = line("ex03.");
+    assert!(ex03.contains("Exchange 2013"), "{ex03}");
+    assert!(
+        ex03.contains("Client Access (Exchange 2013 stand-alone)"),
+        "{ex03}"
+    );
+    if d.has_exchange_sites() {
+        assert!(ex01.ends_with("Default-First-Site-Name"), "{ex01}");
+        assert!(!table.stdout.contains("site unknown"), "{}", table.stdout);
+    } else {
+        // Said, with why: Samba's stand-in schema has no msExchServerSite.
+        assert!(ex01.ends_with("site unknown"), "{ex01}");
+        assert!(
+            table.stdout.contains("has no msExchServerSite"),
+            "{}",
+            table.stdout
+        );
+    }
 }
 
 // ------------------------------------------------------------ transport

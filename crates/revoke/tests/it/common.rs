@@ -44,6 +44,17 @@ pub struct Run {
     pub stderr: String,
 }
 
+/// One DC's entry of a JSON report's `directory.domain_controllers`.
+#[track_caller]
+pub fn dc_report<'a>(report: &'a Value, host: &str) -> &'a Value {
+    report["directory"]["domain_controllers"]
+        .as_array()
+        .expect("domain_controllers[]")
+        .iter()
+        .find(|dc| dc["host"] == host)
+        .unwrap_or_else(|| panic!("no {host} in {report:#}"))
+}
+
 impl Run {
     /// stdout parsed as the JSON report.
     pub fn json(&self) -> Value {
@@ -76,6 +87,7 @@ pub struct Revoke {
     cwd: Option<PathBuf>,
     env: Vec<(String, String)>,
     no_network: bool,
+    memory_limit: Option<u64>,
 }
 
 impl Revoke {
@@ -88,6 +100,7 @@ impl Revoke {
             cwd: None,
             env: Vec::new(),
             no_network: false,
+            memory_limit: None,
         }
     }
 
@@ -95,6 +108,14 @@ impl Revoke {
     /// (`unshare -n`, as root): a DNS query cannot leave the machine.
     pub fn without_network(mut self) -> Self {
         self.no_network = true;
+        self
+    }
+
+    /// Runs revoke with at most `bytes` of data memory (`prlimit --data`,
+    /// RLIMIT_DATA): past it an allocation fails and revoke aborts, so a
+    /// test sees memory use that is not bounded.
+    pub fn memory_limit(mut self, bytes: u64) -> Self {
+        self.memory_limit = Some(bytes);
         self
     }
 
@@ -139,6 +160,11 @@ impl Revoke {
             let mut unshare = Command::new("unshare");
             unshare.args(["-n", "--", env!("CARGO_BIN_EXE_revoke")]);
             unshare
+        } else if let Some(bytes) = self.memory_limit {
+            let mut prlimit = Command::new("prlimit");
+            prlimit.arg(format!("--data={bytes}"));
+            prlimit.args(["--", env!("CARGO_BIN_EXE_revoke")]);
+            prlimit
         } else {
             Command::new(env!("CARGO_BIN_EXE_revoke"))
         };
@@ -147,8 +173,12 @@ impl Revoke {
             .env_remove("REVOKE_PASSWORD")
             .env_remove("REVOKE_CONFIG")
             .env_remove("REVOKE_F5_PASSWORD")
+            .env_remove("REVOKE_DIRECTORY_PASSWORD")
+            .env_remove("REVOKE_WINRM_PASSWORD")
             .env("HOME", home.path())
             .env("XDG_CONFIG_HOME", home.path().join("config"))
+            // The default journal goes into the temporary home too.
+            .env("XDG_STATE_HOME", home.path().join("state"))
             .stdin(if self.stdin.is_some() {
                 Stdio::piped()
             } else {
@@ -228,6 +258,36 @@ pub struct TestLab {
 }
 
 impl TestLab {
+    /// Points this lab's revoke.toml at the embedded `directory` (its DC1,
+    /// its CA), binding as `bind_user`; `extra` adds `[directory]` keys.
+    pub fn use_directory(
+        &self,
+        directory: &revoke_lab::directory::Directory,
+        bind_user: &str,
+        extra: &[(&str, toml::Value)],
+    ) {
+        let ca = self.config.with_file_name("directory-ca.pem");
+        std::fs::write(&ca, directory.ca_pem()).unwrap();
+        let mut section = toml::Table::new();
+        section.insert("url".into(), directory.ldaps_url(1).into());
+        section.insert("ca_file".into(), ca.display().to_string().into());
+        section.insert("bind_user".into(), bind_user.into());
+        for (key, value) in extra {
+            section.insert(key.to_string(), value.clone());
+        }
+        self.edit_config(|config| {
+            config.insert("directory".into(), section.into());
+        });
+    }
+
+    /// Rewrites the lab's revoke.toml through `edit`.
+    pub fn edit_config(&self, edit: impl FnOnce(&mut toml::Table)) {
+        let text = std::fs::read_to_string(&self.config).unwrap();
+        let mut config: toml::Table = text.parse().unwrap();
+        edit(&mut config);
+        std::fs::write(&self.config, config.to_string()).unwrap();
+    }
+
     pub async fn start(config: LabConfig) -> Self {
         Self::start_with(config, LabTransport::Http).await
     }

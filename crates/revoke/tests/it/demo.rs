@@ -13,7 +13,12 @@ async fn the_demo_shows_the_bug_and_revoke_closing_it() {
     assert!(out.contains("refuses her: account disabled"), "{out}");
     assert!(out.contains("4 of 4 syncs still succeed"), "{out}");
     // The fix: revoke's report, then the phone is refused everywhere.
-    assert!(out.contains("Exposure window closed"), "{out}");
+    assert!(
+        out.contains("IIS token caches and APM sessions closed at"),
+        "{out}"
+    );
+    // And what it cannot close: Kerberos tickets, until when.
+    assert!(out.contains("may be used until"), "{out}");
     assert!(out.contains("3 of 3 syncs refused"), "{out}");
 }
 

@@ -211,7 +211,10 @@ async fn keep_polling(
 async fn a_disabled_account_keeps_reading_mail_until_revoke_disable() {
     // A short token lifetime, so that polling for longer than it shows the
     // sliding expiry: the cache never lets go while the client keeps asking.
-    let ttl = Duration::from_secs(3);
+    // Long enough that the checks between the first request and the polling
+    // (two writes, two binds, a round of the laptop) fit in it on a loaded
+    // machine: a 3 s lifetime let the entry expire there.
+    let ttl = Duration::from_secs(8);
     let estate = AdEstate::start_with_front_end(SERVERS, |c| {
         c.front_end.as_mut().expect("front end").token_cache_ttl = ttl;
     })
@@ -238,7 +241,7 @@ async fn a_disabled_account_keeps_reading_mail_until_revoke_disable() {
     let rounds = keep_polling(
         &phone,
         &estate,
-        2 * ttl + Duration::from_secs(1),
+        ttl + Duration::from_secs(2),
         "after the disable in AD",
     )
     .await;
@@ -272,6 +275,85 @@ async fn a_disabled_account_keeps_reading_mail_until_revoke_disable() {
         "exposure: window closed by revoke in {} ms",
         report["exposure"]["window_ms"]
     );
+
+    // What no flush closes: tickets issued before every DC had the disable.
+    let cutoff = last_dc(&report);
+    let tgt = residual(&report, "kerberos-tgt");
+    assert_eq!(at(&tgt["issued_before"]), cutoff, "{tgt:#}");
+    assert_eq!(at(&tgt["until"]), cutoff + 20 * MINUTE, "{tgt:#}");
+    let service = residual(&report, "kerberos-service-ticket");
+    assert_eq!(at(&service["until"]), cutoff + 10 * HOUR, "{service:#}");
+    assert!(
+        service["why"].as_str().unwrap().contains("default"),
+        "{service:#}"
+    );
+    assert_eq!(residual(&report, "cached-logon")["until"], Value::Null);
+    assert_eq!(report["kerberos_policy"]["source"], "defaults");
+    assert_eq!(report["kerberos_policy"]["max_service_ticket_minutes"], 600);
+
+    // The human report says it too, with the domain's own policy when the
+    // config gives it: never a bare "exposure window closed".
+    set_kerberos_policy(&estate, 240, 4);
+    let human = estate
+        .revoke("disable", &[user.sam.as_str(), "--yes"])
+        .run()
+        .await;
+    human.assert_code(0);
+    let out = &human.stdout;
+    let last = out.lines().last().unwrap_or_default();
+    assert!(last.starts_with("IIS token caches closed at "), "{out}");
+    assert!(last.contains("Kerberos tickets issued before "), "{out}");
+    assert!(last.contains(" may be used until "), "{out}");
+    assert!(!out.contains("Exposure window closed"), "{out}");
+    assert!(
+        out.contains("Not closed by revoke (times from the Kerberos policy in [kerberos_policy], 240 min service tickets, 4 h TGTs"),
+        "{out}"
+    );
+    assert!(out.contains("kerberos-service-ticket of "), "{out}");
+}
+
+const MINUTE: Duration = Duration::from_secs(60);
+const HOUR: Duration = Duration::from_secs(3600);
+
+/// When the last DC was seen with the change (a read-only DC that holds no
+/// copy of the user's password has nothing to confirm).
+fn last_dc(report: &Value) -> SystemTime {
+    report["directory"]["domain_controllers"]
+        .as_array()
+        .expect("domain_controllers[]")
+        .iter()
+        .filter(|dc| dc["status"] != "not-cached")
+        .map(|dc| at(&dc["confirmed_at"]))
+        .max()
+        .expect("a DC")
+}
+
+/// The report's `residual` entry of `kind`.
+#[track_caller]
+fn residual<'a>(report: &'a Value, kind: &str) -> &'a Value {
+    report["residual"]
+        .as_array()
+        .expect("residual[]")
+        .iter()
+        .find(|r| r["kind"] == kind)
+        .unwrap_or_else(|| panic!("no {kind} in {:#}", report["residual"]))
+}
+
+/// `[kerberos_policy]` in revoke.toml, as an estate with its own policy has it.
+fn set_kerberos_policy(estate: &AdEstate, service_minutes: u64, user_hours: u64) {
+    let path = estate.config();
+    let mut config: toml::Table = std::fs::read_to_string(path)
+        .expect("read revoke.toml")
+        .parse()
+        .expect("revoke.toml");
+    let mut policy = toml::Table::new();
+    policy.insert(
+        "max_service_ticket_minutes".into(),
+        (service_minutes as i64).into(),
+    );
+    policy.insert("max_user_ticket_hours".into(), (user_hours as i64).into());
+    config.insert("kerberos_policy".into(), policy.into());
+    std::fs::write(path, config.to_string()).expect("write revoke.toml");
 }
 
 // ------------------------------------------------------------ reset
@@ -303,6 +385,23 @@ async fn an_old_password_keeps_reading_mail_until_revoke_reset() {
         report["exposure"]["closed"], true,
         "{:#}",
         report["exposure"]
+    );
+    // A reset does not stop Kerberos: TGTs renew for 7 days (the default),
+    // and cached logons and certificates do not use the new password.
+    let tgt = residual(&report, "kerberos-tgt");
+    assert_eq!(
+        at(&tgt["until"]),
+        last_dc(&report) + 7 * 24 * HOUR,
+        "{tgt:#}"
+    );
+    assert_eq!(residual(&report, "cached-logon")["until"], Value::Null);
+    let certificates = residual(&report, "certificate-logon");
+    assert!(
+        certificates["why"]
+            .as_str()
+            .unwrap()
+            .contains("Windows Hello"),
+        "{certificates:#}"
     );
 
     assert_all(

@@ -152,11 +152,13 @@ async fn disable_kills_exactly_the_users_sessions_on_every_device() {
     assert_eq!(session_ids(&one), ids(vec![lookalike, other]));
     assert_eq!(session_ids(&two), [other_upn]);
 
-    // Killed only once every DC had the change.
+    // Killed only once every DC had the change (a read-only DC without the
+    // user's password has nothing to confirm).
     let last_dc = report["directory"]["domain_controllers"]
         .as_array()
         .unwrap()
         .iter()
+        .filter(|dc| dc["status"] != "not-cached")
         .map(|dc| {
             let at = dc["confirmed_at"].as_str().expect("confirmed_at");
             humantime::parse_rfc3339(at).expect("RFC 3339")

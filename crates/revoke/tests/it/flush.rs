@@ -533,9 +533,19 @@ fn check_schema(report: &Value) {
             "flush_skipped",
             "exposure",
             "f5",
+            "residual",
+            "kerberos_policy",
+            "journal",
+            "no_journal",
+            "retry_of",
+            "ticket",
+            "reason",
         ],
     );
     assert_eq!(report["schema_version"], 1);
+    // A flush is journaled unless a dry run (docs/journal.md).
+    assert_eq!(report["journal"].is_string(), report["dry_run"] == false);
+    assert!(report["retry_of"].is_null());
     // A flush has no directory phase and always runs.
     assert!(report["directory"].is_null(), "{}", report["directory"]);
     assert!(report["flush_skipped"].is_null());
@@ -551,6 +561,9 @@ fn check_schema(report: &Value) {
     }
     // BIG-IPs are only for disable/reset.
     assert_eq!(report["f5"], serde_json::json!([]));
+    // A flush changes no account: nothing of Kerberos to date.
+    assert_eq!(report["residual"], serde_json::json!([]));
+    assert!(report["kerberos_policy"].is_null());
     for warning in report["warnings"].as_array().expect("warnings is an array") {
         assert!(warning.is_string(), "warning not a string: {warning}");
     }

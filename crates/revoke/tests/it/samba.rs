@@ -263,9 +263,13 @@ impl Domain {
         &self.dir
     }
 
-    /// "dc1.lab.example.test" for `n` = 1, "dc2..." for 2.
+    /// "dc1.lab.example.test" for `n` = 1, "dc2..." for 2, and the
+    /// read-only "rodc1..." for 3 (Samba only).
     pub fn dc_host(&self, n: u8) -> &str {
-        self.var(&format!("SAMBA_DC{n}_HOST"))
+        match n {
+            3 => self.var("SAMBA_RODC_HOST"),
+            n => self.var(&format!("SAMBA_DC{n}_HOST")),
+        }
     }
 
     /// "ldaps://dc1.lab.example.test": the name the certificates carry
@@ -344,6 +348,134 @@ impl Domain {
     /// CN=Backup Operators,CN=Builtin,<base>
     pub fn backup_operators_dn(&self) -> String {
         format!("CN=Backup Operators,CN=Builtin,{}", self.base_dn())
+    }
+
+    /// Does the directory answer LDAP "Who am I?" (the embedded one does,
+    /// like Windows; Samba does not: docs/windows-behaviour.md §7.7)?
+    pub fn answers_who_am_i(&self) -> bool {
+        matches!(self.backend, DomainBackend::Embedded(_))
+    }
+
+    /// Do the Exchange server objects carry `msExchServerSite`? The
+    /// embedded directory seeds it; the Samba domain's stand-in Exchange
+    /// schema (scripts/samba-ad.sh) has no such attribute.
+    pub fn has_exchange_sites(&self) -> bool {
+        matches!(self.backend, DomainBackend::Embedded(_))
+    }
+
+    /// CN=<name>,CN=Builtin,<base>, e.g. "Replicator".
+    pub fn builtin_group_dn(&self, name: &str) -> String {
+        format!("CN={name},CN=Builtin,{}", self.base_dn())
+    }
+
+    /// The RID of `dn` (the last part of its objectSid), read on DC1.
+    pub async fn rid(&self, dn: &str) -> u32 {
+        let mut ldap = self.admin_connection(1).await;
+        let found = search(
+            &mut ldap,
+            dn,
+            Scope::Base,
+            "(objectClass=*)",
+            &["objectSid"],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("reading objectSid of {dn}: {e}"));
+        let _ = ldap.unbind().await;
+        let sid = found
+            .first()
+            .and_then(revoke_core::directory::account::object_sid)
+            .unwrap_or_else(|| panic!("{dn} has no objectSid"));
+        sid.rsplit('-').next().unwrap().parse().unwrap()
+    }
+
+    /// `count` disabled users (no password) in OU=Paging sharing the mail
+    /// address returned: more than a page (AD's MaxPageSize is 1,000). Made
+    /// once per domain (about 40 s on Samba), kept for later runs.
+    pub async fn paging_users(&self, count: usize) -> (String, Vec<String>) {
+        let mail = "paging@page.example.test".to_string();
+        let ou = format!("OU=Paging,{}", self.base_dn());
+        let ou_attrs = vec![("objectClass", values(["organizationalUnit"]))];
+        self.admin_add(&ou, ou_attrs, true).await;
+        let dns: Vec<String> = (1..=count).map(|i| format!("CN=pg{i},{ou}")).collect();
+        let mut ldap = self.admin_connection(1).await;
+        let adapters: Vec<Box<dyn ldap3::adapters::Adapter<_, _>>> =
+            vec![Box::new(ldap3::adapters::PagedResults::new(500))];
+        let mut stream = ldap
+            .streaming_search_with(
+                adapters,
+                &ou,
+                Scope::OneLevel,
+                "(objectClass=user)",
+                vec!["1.1"],
+            )
+            .await
+            .expect("listing OU=Paging");
+        let mut have = HashSet::new();
+        while let Some(entry) = stream.next().await.expect("listing OU=Paging") {
+            have.insert(SearchEntry::construct(entry).dn.to_ascii_lowercase());
+        }
+        let _ = stream.finish().await;
+        for (i, dn) in dns.iter().enumerate() {
+            if have.contains(&dn.to_ascii_lowercase()) {
+                continue;
+            }
+            let attrs = vec![
+                ("objectClass", values(["user"])),
+                ("sAMAccountName", values([format!("pg-{}", i + 1)])),
+                ("mail", values([&mail])),
+            ];
+            let result = ldap
+                .add(
+                    dn,
+                    attrs
+                        .into_iter()
+                        .map(|(k, v)| (k.as_bytes().to_vec(), v))
+                        .collect(),
+                )
+                .await
+                .unwrap_or_else(|e| panic!("adding {dn}: {e}"));
+            assert!(
+                result.rc == 0 || result.rc == 68,
+                "adding {dn}: result {}: {}",
+                result.rc,
+                result.text
+            );
+        }
+        let _ = ldap.unbind().await;
+        (mail, dns)
+    }
+
+    /// Makes `group_dn` (a global group the user is a member of) the
+    /// user's primary group on DC1: primaryGroupID, and no `member` value
+    /// left (AD moves the membership there; delete it if the DC did not).
+    pub async fn set_primary_group(&self, user_dn: &str, group_dn: &str) {
+        let rid = self.rid(group_dn).await;
+        self.admin_modify(
+            1,
+            user_dn,
+            vec![Mod::Replace(
+                "primaryGroupID".into(),
+                values([rid.to_string()]),
+            )],
+        )
+        .await;
+        let mut ldap = self.admin_connection(1).await;
+        let result = ldap
+            .modify(
+                group_dn,
+                vec![Mod::Delete("member".into(), values([user_dn]))],
+            )
+            .await
+            .unwrap_or_else(|e| panic!("modifying {group_dn}: {e}"));
+        // 16: no such value (already moved); 53: the DC refuses to drop a
+        // primary group's member (Samba does, keeping it linked).
+        assert!(
+            [0, 16, 53].contains(&result.rc),
+            "removing {user_dn} from {group_dn}: result {}: {}",
+            result.rc,
+            result.text
+        );
+        let _ = ldap.unbind().await;
     }
 
     // ------------------------------------------------------------ LDAP
@@ -461,6 +593,19 @@ impl Domain {
         .await;
     }
 
+    /// Sets pwdLastSet (0: must change at next logon) on DC `dc` as Administrator.
+    pub async fn set_pwd_last_set(&self, dc: u8, dn: &str, value: i64) {
+        self.admin_modify(
+            dc,
+            dn,
+            vec![Mod::Replace(
+                "pwdLastSet".into(),
+                values([value.to_string()]),
+            )],
+        )
+        .await;
+    }
+
     /// Sets a user's password directly on DC `dc` as Administrator (a
     /// helpdesk reset by hand).
     pub async fn set_password(&self, dc: u8, dn: &str, password: &str) {
@@ -535,6 +680,39 @@ impl Domain {
         .expect("sync task");
     }
 
+    /// Lets the read-only DC (Samba only) hold these users' passwords and
+    /// gives them to it now: it then logs them on by itself.
+    pub async fn cache_on_rodc(&self, sams: &[&str]) {
+        assert!(
+            matches!(self.backend, DomainBackend::Samba),
+            "only the Samba domain has a read-only DC"
+        );
+        let mut args = vec!["rodc-cache".to_string(), self.dir.display().to_string()];
+        args.extend(sams.iter().map(|s| s.to_string()));
+        tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            script(&args).unwrap_or_else(|e| panic!("{e}"))
+        })
+        .await
+        .expect("rodc-cache task");
+    }
+
+    /// Pulls the one object `dn` from DC1 into the read-only DC now, as its
+    /// inbound replication would (Samba only).
+    pub async fn sync_to_rodc(&self, dn: &str) {
+        let args = [
+            "sync-rodc".to_string(),
+            self.dir.display().to_string(),
+            dn.to_string(),
+        ];
+        tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            script(&args).unwrap_or_else(|e| panic!("{e}"))
+        })
+        .await
+        .expect("sync-rodc task");
+    }
+
     // ------------------------------------------------------------ objects
 
     /// A new enabled user under OU=Staff, pulled into DC2: see [`UserSpec`].
@@ -553,6 +731,7 @@ impl Domain {
             member_of: Vec::new(),
             mail: None,
             parent: None,
+            upn: None,
         }
     }
 
@@ -690,9 +869,25 @@ pub struct UserSpec<'d> {
     member_of: Vec<String>,
     mail: Option<String>,
     parent: Option<String>,
+    upn: Option<String>,
 }
 
 impl UserSpec<'_> {
+    /// This sAMAccountName (and cn) instead of a unique one made from the
+    /// prefix: for names with a meaning (`MSOL_...`, `krbtgt_NNNNN`).
+    pub fn sam(mut self, sam: &str) -> Self {
+        assert!(sam.len() <= 20, "{sam} is longer than 20");
+        self.sam = sam.to_string();
+        self
+    }
+
+    /// This userPrincipalName instead of `<sam>@lab.example.test` (the
+    /// implicit UPN still binds).
+    pub fn upn(mut self, upn: &str) -> Self {
+        self.upn = Some(upn.to_string());
+        self
+    }
+
     /// Leave the user on DC1 only (DC2 does not know it).
     pub fn not_replicated(mut self) -> Self {
         self.replicate = false;
@@ -733,7 +928,9 @@ impl UserSpec<'_> {
     pub async fn create(self) -> TestUser {
         let d = self.domain;
         let sam = self.sam;
-        let upn = format!("{sam}@{}", d.dns_domain());
+        let upn = self
+            .upn
+            .unwrap_or_else(|| format!("{sam}@{}", d.dns_domain()));
         let user = TestUser {
             mail: self.mail.unwrap_or_else(|| upn.clone()),
             dn: format!("CN={sam},{}", self.parent.unwrap_or_else(|| d.staff_dn())),
@@ -990,5 +1187,6 @@ fn embedded_config(block: u8, password: &str) -> DirectoryConfig {
             exchange("EX03", 16385, "Version 15.0 (Build 1497.2)"),
             exchange("EDGE01", 64, "Version 15.1 (Build 2507.6)"),
         ],
+        child: None,
     }
 }
