@@ -1015,19 +1015,23 @@ mod tests {
             ..Accounts::default()
         };
         let three = ["alice".to_string(), "LAB\\bob".into(), "carol@lab".into()];
-        let mut input = std::io::Cursor::new(Vec::new());
         let environment = env(Some("op"), None, None, None);
-        let mut sources = Sources {
-            environment: &environment,
-            stdin: &mut input,
-            from_stdin: false,
-            prompt: None,
+        // No terminal; `stdin` as given.
+        let resolve_with = |stdin: &[u8], source: NewPassword| {
+            let mut input = std::io::Cursor::new(stdin.to_vec());
+            let mut sources = Sources {
+                environment: &environment,
+                stdin: &mut input,
+                from_stdin: false,
+                prompt: None,
+            };
+            let accounts_for = NewPasswordsFor {
+                source,
+                accounts: &three,
+            };
+            resolve(&accounts, &mut sources, Some(accounts_for))
         };
-        let for_three = NewPasswordsFor {
-            source: NewPassword::Generate,
-            accounts: &three,
-        };
-        let secrets = resolve(&accounts, &mut sources, Some(for_three)).unwrap();
+        let secrets = resolve_with(b"", NewPassword::Generate).unwrap();
         let got: Vec<&str> = three
             .iter()
             .map(|a| secrets.new_passwords.get(a).unwrap().expose())
@@ -1038,18 +1042,7 @@ mod tests {
             "shared"
         );
         // One line of stdin cannot serve several accounts.
-        let mut input = std::io::Cursor::new(b"new\n".to_vec());
-        let mut sources = Sources {
-            environment: &environment,
-            stdin: &mut input,
-            from_stdin: false,
-            prompt: None,
-        };
-        let from_stdin = NewPasswordsFor {
-            source: NewPassword::Stdin,
-            accounts: &three,
-        };
-        let err = resolve(&accounts, &mut sources, Some(from_stdin)).unwrap_err();
+        let err = resolve_with(b"new\n", NewPassword::Stdin).unwrap_err();
         assert!(err.to_string().contains("names 3 accounts"), "{err}");
     }
 

@@ -153,6 +153,27 @@ pub fn targets(targets: &[revoke_core::plan::Target]) -> Vec<TargetRef> {
         .collect()
 }
 
+/// Who runs revoke on this machine: `$USER` (or its kin); where no variable
+/// says (cron, a service, `env -i`), the account of the process's user id.
+fn local_user() -> Option<String> {
+    let named = ["USER", "LOGNAME", "USERNAME"]
+        .iter()
+        .find_map(|name| std::env::var(name).ok().filter(|v| !v.is_empty()));
+    #[cfg(unix)]
+    let named = named.or_else(|| {
+        // SAFETY: getuid has no preconditions and cannot fail.
+        let uid = unsafe { libc::getuid() };
+        let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+        let name = passwd.lines().find_map(|line| {
+            let mut fields = line.split(':');
+            let name = fields.next()?;
+            (fields.nth(1)? == uid.to_string()).then(|| name.to_string())
+        });
+        Some(name.unwrap_or_else(|| format!("uid {uid}")))
+    });
+    named
+}
+
 /// Writes `run-started` (fsync'ed) for a new run id and returns the run's
 /// writer. Nothing has been changed yet: an error stops the run.
 pub fn start(journal: Journal, start: Start) -> Result<Arc<RunJournal>, JournalError> {
@@ -161,9 +182,7 @@ pub fn start(journal: Journal, start: Start) -> Result<Arc<RunJournal>, JournalE
         command: start.command.to_string(),
         args: command_line(std::env::args().skip(1)),
         operator: Operator {
-            local_user: ["USER", "LOGNAME", "USERNAME"]
-                .iter()
-                .find_map(|name| std::env::var(name).ok().filter(|v| !v.is_empty())),
+            local_user: local_user(),
             bind_user: start.bind_user,
         },
         host: hostname(),

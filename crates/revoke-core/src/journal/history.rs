@@ -140,11 +140,7 @@ impl RunHistory {
         // A retry's accounts were changed by the run it retried.
         let retry = started.retry_of.is_some();
         for account in started.accounts.iter().filter(|_| !retry) {
-            let done = self
-                .changed
-                .iter()
-                .any(|c| c.dn.eq_ignore_ascii_case(&account.dn) && c.status != "failed");
-            if !done {
+            if self.written_on(&account.dn).is_none() {
                 open.accounts.push(account.sam_account_name.clone());
             }
         }
@@ -186,11 +182,21 @@ impl RunHistory {
         open
     }
 
+    /// The last `account-changed` record of the account `dn`.
+    pub fn changed_record(&self, dn: &str) -> Option<&AccountChanged> {
+        self.changed.iter().find(|c| c.dn.eq_ignore_ascii_case(dn))
+    }
+
+    /// The `account-changing` record of the account `dn`: its change was
+    /// announced (and may have been made).
+    pub fn changing_record(&self, dn: &str) -> Option<&AccountChanging> {
+        self.changing.iter().find(|c| c.dn.eq_ignore_ascii_case(dn))
+    }
+
     /// The DC an account was written on, if it was.
     pub fn written_on(&self, dn: &str) -> Option<&str> {
-        self.changed
-            .iter()
-            .find(|c| c.dn.eq_ignore_ascii_case(dn) && c.status != "failed")
+        self.changed_record(dn)
+            .filter(|c| c.status != "failed")
             .map(|c| c.dc.as_str())
     }
 }

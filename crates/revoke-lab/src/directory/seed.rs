@@ -48,6 +48,70 @@ struct Seeder<'d> {
 }
 
 impl Seeder<'_> {
+    /// `domain`'s crossRef in the forest's partitions container (this
+    /// seeder's domain holds the configuration partition).
+    fn cross_ref(&self, partitions: &str, domain: &Domain) -> LdapResult<()> {
+        self.add(
+            &format!("CN={},{partitions}", domain.netbios),
+            &[
+                ("objectClass", &["crossRef"]),
+                ("nCName", &[&domain.base_dn]),
+                ("nETBIOSName", &[&domain.netbios]),
+                ("dnsRoot", &[&domain.dns_domain]),
+                // FLAG_CR_NTDS_NC | FLAG_CR_NTDS_DOMAIN (docs/windows-behaviour.md §2.28).
+                ("systemFlags", &["3"]),
+            ],
+        )
+    }
+
+    /// Every DC of `dcs`'s domain: its computer object (`<prefix>N$`, in
+    /// Domain Controllers) there, and its server (at `server_dn(N)`) and NTDS
+    /// Settings objects in this seeder's configuration partition.
+    fn domain_controllers(
+        &self,
+        dcs: &Seeder,
+        prefix: &str,
+        server_dn: impl Fn(usize) -> String,
+    ) -> LdapResult<()> {
+        let base = dcs.domain.base_dn.clone();
+        let config_dn = self.domain.config_dn.clone();
+        let schema = format!("CN=Schema,{config_dn}");
+        let masters = [base.as_str(), config_dn.as_str(), schema.as_str()];
+        for (i, dc) in dcs.domain.dcs.clone().iter().enumerate() {
+            let n = i + 1;
+            let computer = format!("CN={prefix}{n},OU=Domain Controllers,{base}");
+            let sam = format!("{prefix}{n}$");
+            dcs.add(
+                &computer,
+                &[
+                    ("objectClass", &["computer"]),
+                    ("sAMAccountName", &[&sam]),
+                    ("userAccountControl", &["532480"]),
+                    ("dNSHostName", &[&dc.host]),
+                ],
+            )?;
+            dcs.member(&format!("CN=Domain Controllers,CN=Users,{base}"), &computer)?;
+            self.add(
+                &server_dn(n),
+                &[
+                    ("objectClass", &["server"]),
+                    ("dNSHostName", &[&dc.host]),
+                    ("serverReference", &[&computer]),
+                ],
+            )?;
+            self.add(
+                &dc.dsa_dn,
+                &[
+                    ("objectClass", &["applicationSettings", "nTDSDSA"]),
+                    ("hasMasterNCs", &masters),
+                    ("msDS-hasMasterNCs", &masters),
+                    ("options", &["1"]),
+                ],
+            )?;
+        }
+        Ok(())
+    }
+
     fn add(&self, dn: &str, attrs: &[(&str, &[&str])]) -> LdapResult<()> {
         self.add_raw(dn, attrs, Vec::new())
     }
@@ -294,60 +358,14 @@ pub fn seed_child(
     };
     c.domain_tree(&config.admin_password, false)?;
     c.seed_users(&config.users)?;
-    let base = child.base_dn.clone();
     let r = Seeder {
         domain: root,
         admin,
     };
     let config_dn = root.config_dn.clone();
-    let schema = format!("CN=Schema,{config_dn}");
     let partitions = format!("CN=Partitions,{config_dn}");
-    let netbios = child.netbios.clone();
-    let dns = child.dns_domain.clone();
-    r.add(
-        &format!("CN={netbios},{partitions}"),
-        &[
-            ("objectClass", &["crossRef"]),
-            ("nCName", &[&base]),
-            ("nETBIOSName", &[&netbios]),
-            ("dnsRoot", &[&dns]),
-            // FLAG_CR_NTDS_NC | FLAG_CR_NTDS_DOMAIN (docs/windows-behaviour.md §2.28).
-            ("systemFlags", &["3"]),
-        ],
-    )?;
-    let masters = [base.as_str(), config_dn.as_str(), schema.as_str()];
-    for (i, dc) in child.dcs.clone().iter().enumerate() {
-        let n = i + 1;
-        let computer = format!("CN=CHILDDC{n},OU=Domain Controllers,{base}");
-        let sam = format!("CHILDDC{n}$");
-        c.add(
-            &computer,
-            &[
-                ("objectClass", &["computer"]),
-                ("sAMAccountName", &[&sam]),
-                ("userAccountControl", &["532480"]),
-                ("dNSHostName", &[&dc.host]),
-            ],
-        )?;
-        c.member(&format!("CN=Domain Controllers,CN=Users,{base}"), &computer)?;
-        r.add(
-            &child_server_dn(&config_dn, n),
-            &[
-                ("objectClass", &["server"]),
-                ("dNSHostName", &[&dc.host]),
-                ("serverReference", &[&computer]),
-            ],
-        )?;
-        r.add(
-            &dc.dsa_dn,
-            &[
-                ("objectClass", &["applicationSettings", "nTDSDSA"]),
-                ("hasMasterNCs", &masters),
-                ("msDS-hasMasterNCs", &masters),
-                ("options", &["1"]),
-            ],
-        )?;
-    }
+    r.cross_ref(&partitions, child)?;
+    r.domain_controllers(&c, "CHILDDC", |n| child_server_dn(&config_dn, n))?;
     Ok(())
 }
 
@@ -365,7 +383,6 @@ pub fn seed(domain: &Arc<Domain>, config: &DirectoryConfig) -> LdapResult<()> {
     let staff = format!("OU=Staff,{base}");
 
     s.domain_tree(&config.admin_password, true)?;
-    let group = |name: &str| format!("CN={name},{users}");
 
     if let Some((sam, password)) = &config.operator {
         let dn = format!("CN={sam},{users}");
@@ -413,55 +430,11 @@ pub fn seed(domain: &Arc<Domain>, config: &DirectoryConfig) -> LdapResult<()> {
     s.add(&config_dn, &[("objectClass", &["configuration"])])?;
     s.add(&schema, &[("objectClass", &["dMD"])])?;
     s.add(&partitions, &[("objectClass", &["crossRefContainer"])])?;
-    let netbios = domain.netbios.clone();
-    let dns = domain.dns_domain.clone();
-    s.add(
-        &format!("CN={netbios},{partitions}"),
-        &[
-            ("objectClass", &["crossRef"]),
-            ("nCName", &[&base]),
-            ("nETBIOSName", &[&netbios]),
-            ("dnsRoot", &[&dns]),
-            ("systemFlags", &["3"]),
-        ],
-    )?;
+    s.cross_ref(&partitions, domain)?;
     s.add(&sites, &[("objectClass", &["sitesContainer"])])?;
     s.add(&site, &[("objectClass", &["site"])])?;
     s.add(&servers, &[("objectClass", &["serversContainer"])])?;
-    let masters = [base.as_str(), config_dn.as_str(), schema.as_str()];
-    for (i, dc) in domain.dcs.clone().iter().enumerate() {
-        let n = i + 1;
-        let computer = format!("CN=DC{n},OU=Domain Controllers,{base}");
-        let sam = format!("DC{n}$");
-        s.add(
-            &computer,
-            &[
-                ("objectClass", &["computer"]),
-                ("sAMAccountName", &[&sam]),
-                ("userAccountControl", &["532480"]),
-                ("dNSHostName", &[&dc.host]),
-            ],
-        )?;
-        s.member(&group("Domain Controllers"), &computer)?;
-        let server = server_dn(&base, n);
-        s.add(
-            &server,
-            &[
-                ("objectClass", &["server"]),
-                ("dNSHostName", &[&dc.host]),
-                ("serverReference", &[&computer]),
-            ],
-        )?;
-        s.add(
-            &dc.dsa_dn,
-            &[
-                ("objectClass", &["applicationSettings", "nTDSDSA"]),
-                ("hasMasterNCs", &masters),
-                ("msDS-hasMasterNCs", &masters),
-                ("options", &["1"]),
-            ],
-        )?;
-    }
+    s.domain_controllers(&s, "DC", |n| server_dn(&base, n))?;
     s.add(&services, &[("objectClass", &["container"])])?;
     let exchange = format!("CN=Microsoft Exchange,{services}");
     s.add(

@@ -196,14 +196,8 @@ pub fn summary(run: &RunHistory) -> String {
         return "the run's first record (run-started) is missing".into();
     };
     for account in &started.accounts {
-        let changed = run
-            .changed
-            .iter()
-            .find(|c| c.dn.eq_ignore_ascii_case(&account.dn));
-        let announced = run
-            .changing
-            .iter()
-            .any(|c| c.dn.eq_ignore_ascii_case(&account.dn));
+        let changed = run.changed_record(&account.dn);
+        let announced = run.changing_record(&account.dn).is_some();
         parts.push(match changed {
             Some(c) if c.status == "failed" => format!("{} NOT changed", c.sam_account_name),
             Some(c) => format!("{} {} on {}", c.sam_account_name, words(&c.status), c.dc),
@@ -280,14 +274,8 @@ pub fn story(run: &RunHistory) -> String {
     if !started.accounts.is_empty() {
         let _ = writeln!(out, "accounts");
         for account in &started.accounts {
-            let changed = run
-                .changed
-                .iter()
-                .find(|c| c.dn.eq_ignore_ascii_case(&account.dn));
-            let announced = run
-                .changing
-                .iter()
-                .find(|c| c.dn.eq_ignore_ascii_case(&account.dn));
+            let changed = run.changed_record(&account.dn);
+            let announced = run.changing_record(&account.dn);
             let what = match (changed, announced) {
                 (Some(c), _) => format!(
                     "{} on {} (userAccountControl {} -> {}){}",

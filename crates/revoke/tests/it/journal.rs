@@ -32,8 +32,16 @@ async fn a_flush_is_journaled_before_and_after_each_server_with_the_report_namin
     let dir = tempfile::tempdir().unwrap();
     let journal = dir.path().join("state").join("journal.jsonl");
     let journal_arg = journal.display().to_string();
-    let (run, report) = lab.flush_json(&["--journal", journal_arg.as_str()]).await;
+    // As from cron or `env -i`: no variable names the local user.
+    let run = lab
+        .flush(&["--output", "json", "--journal", journal_arg.as_str()])
+        .env("USER", "")
+        .env("LOGNAME", "")
+        .env("USERNAME", "")
+        .run()
+        .await;
     run.assert_code(0);
+    let report = run.json();
     assert_eq!(report["journal"], journal_arg.as_str(), "{report:#}");
     assert_eq!(report["no_journal"], false);
     let records = records(&journal);
@@ -44,6 +52,9 @@ async fn a_flush_is_journaled_before_and_after_each_server_with_the_report_namin
         .map(|r| r["type"].as_str().unwrap())
         .collect();
     assert_eq!(kinds.first(), Some(&"run-started"), "{kinds:?}");
+    // Who ran it is still known: the process's own account.
+    let who = records[0]["operator"]["local_user"].as_str().unwrap_or("");
+    assert!(!who.is_empty(), "{:#}", records[0]);
     assert_eq!(kinds.last(), Some(&"run-finished"), "{kinds:?}");
     assert_eq!(of_type(&records, "server-mutating").len(), 2, "{kinds:?}");
     let done = of_type(&records, "server-done");
