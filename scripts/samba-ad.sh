@@ -19,8 +19,10 @@
 #                                  let DC2 replicate from DC1 by itself (or not)
 #
 # Needs root. Everything lives under DIR; outside it the script only installs
-# Debian packages, adds 127.0.0.2 and 127.0.0.3 to lo and three marked lines
-# to /etc/hosts.
+# Debian packages, adds 127.0.0.2 and 127.0.0.3 to lo and marked lines to
+# /etc/hosts (the three DCs, and ex01..ex16 on 127.0.0.1 for Kerberos).
+# Kerberos: DIR/krb5.conf, DIR/lab.keytab (HTTP/exNN.lab.example.test of the
+# service account exsvc) and DIR/wrong.keytab (same names, wrong keys).
 # Passwords are generated, written to DIR/env (mode 0600) and never printed.
 # See docs/samba-ad.md.
 set -euo pipefail
@@ -528,6 +530,186 @@ check_bind() { # n user
         -D "$2@$DNS_DOMAIN" -y "$DIR/secrets/user.pw" -b '' -s base 1.1 >/dev/null 2>&1
 }
 
+# ---------------------------------------------------------------- Kerberos
+
+# Lab WinRM servers accept Kerberos for HTTP/exNN.lab.example.test with the
+# keys of one service account (docs/samba-ad.md "Kerberos"). Raise
+# KRB_SETUP_VERSION when this section changes: the next 'up' on an existing
+# domain then redoes it.
+KRB_SETUP_VERSION=2
+KRB_SERVICE=exsvc
+KRB_HOSTS=16
+
+krb_host() { printf 'ex%02d.%s' "$1" "$DNS_DOMAIN"; } # n -> ex01.lab.example.test
+
+# Which ex hosts lack their /etc/hosts line (none: prints nothing).
+missing_ex_hosts() {
+    local n host re
+    for n in $(seq 1 "$KRB_HOSTS"); do
+        host=$(krb_host "$n")
+        re="^127\\.0\\.0\\.1[[:space:]]+(.*[[:space:]])?${host//./\\.}([[:space:]]|\$)"
+        grep -Eq "$re" /etc/hosts || echo "$host"
+    done
+}
+
+kerberos_ready() {
+    [ "$(cat "$DIR/.kerberos" 2>/dev/null)" = "$KRB_SETUP_VERSION" ] &&
+        [ -s "$DIR/krb5.conf" ] && [ -s "$DIR/lab.keytab" ] && [ -s "$DIR/wrong.keytab" ] &&
+        [ -z "$(missing_ex_hosts)" ]
+}
+
+write_krb5_conf() {
+    # No DNS here: the KDC (DC1) is named, nothing is looked up or
+    # canonicalised, so HTTP/ex01.lab.example.test is asked for as written.
+    cat >"$DIR/krb5.conf.tmp" <<KRB
+# Written by scripts/samba-ad.sh for the test domain: KRB5_CONFIG=$DIR/krb5.conf
+[libdefaults]
+    default_realm = $REALM
+    dns_lookup_realm = false
+    dns_lookup_kdc = false
+    rdns = false
+    dns_canonicalize_hostname = false
+
+[realms]
+    $REALM = {
+        kdc = 127.0.0.1
+        kpasswd_server = 127.0.0.1
+    }
+
+[domain_realm]
+    .$DNS_DOMAIN = $REALM
+    $DNS_DOMAIN = $REALM
+KRB
+    chmod 644 "$DIR/krb5.conf.tmp"
+    mv "$DIR/krb5.conf.tmp" "$DIR/krb5.conf"
+}
+
+# The service account holding every HTTP/exNN SPN. AES only
+# (msDS-SupportedEncryptionTypes 24): without it Samba's KDC issues RC4
+# tickets, and RC4 session keys give padded sealed messages that pywinrm
+# rejects. Its password never expires (the domain outlives 42 days) and is
+# kept nowhere: the keys come from the database (exportkeytab).
+ensure_service_account() {
+    local dn="CN=$KRB_SERVICE,CN=Users,$BASE_DN" n spns=()
+    for n in $(seq 1 "$KRB_HOSTS"); do spns+=("servicePrincipalName: HTTP/$(krb_host "$n")"); done
+    if ! ldap_search_admin 1 -b "$dn" -s base 1.1 >/dev/null 2>&1; then
+        local pw
+        pw=$(gen_password)
+        {
+            printf 'dn: %s\nchangetype: add\nobjectClass: user\nsAMAccountName: %s\n' "$dn" "$KRB_SERVICE"
+            printf 'description: service account of the lab WinRM servers (Kerberos, HTTP/exNN SPNs)\n'
+            printf 'unicodePwd:: %s\n' "$(unicode_pwd "$pw")"
+            printf 'userAccountControl: 66048\nmsDS-SupportedEncryptionTypes: 24\n'
+            printf '%s\n' "${spns[@]}"
+            printf '\n'
+        } | ldap_admin 1 >"$TMPLOG" 2>&1 || { cat "$TMPLOG" >&2; die "creating $KRB_SERVICE failed"; }
+        log "created service account $KRB_SERVICE with SPNs HTTP/ex01..ex$(printf %02d "$KRB_HOSTS").$DNS_DOMAIN"
+    else
+        # Made by an earlier version of this section: bring it up to date.
+        {
+            printf 'dn: %s\nchangetype: modify\nreplace: msDS-SupportedEncryptionTypes\nmsDS-SupportedEncryptionTypes: 24\n-\n' "$dn"
+            printf 'replace: servicePrincipalName\n'
+            printf '%s\n' "${spns[@]}"
+            printf -- '-\n\n'
+        } | ldap_admin 1 >"$TMPLOG" 2>&1 || { cat "$TMPLOG" >&2; die "updating $KRB_SERVICE failed"; }
+    fi
+}
+
+# ldap/<name> for DC2 and RODC1, as every Windows DC has it: Samba's join
+# registers only HOST/ for them on DC1, whose KDC then knows no service to
+# issue a ticket for, and a Kerberos (SASL GSSAPI) bind to them fails.
+ensure_dc_ldap_spns() {
+    local n name dn
+    for n in 2 3; do
+        name=$(dc_name "$n")
+        dn="CN=${name^^},OU=Domain Controllers,$BASE_DN"
+        ldap_search_admin 1 -b "$dn" -s base servicePrincipalName 2>/dev/null |
+            grep -qix "servicePrincipalName: ldap/$name.$DNS_DOMAIN" && continue
+        printf 'dn: %s\nchangetype: modify\nadd: servicePrincipalName\nservicePrincipalName: ldap/%s.%s\n-\n\n' \
+            "$dn" "$name" "$DNS_DOMAIN" | ldap_admin 1 >"$TMPLOG" 2>&1 ||
+            { cat "$TMPLOG" >&2; die "adding ldap/$name.$DNS_DOMAIN to ${name^^}\$ failed"; }
+    done
+}
+
+# DIR/lab.keytab: the real keys of every HTTP/exNN SPN, from DC1's database.
+export_lab_keytab() {
+    local tmp=$DIR/lab.keytab.tmp n
+    rm -f "$tmp"
+    for n in $(seq 1 "$KRB_HOSTS"); do
+        samba-tool domain exportkeytab "$tmp" --principal="HTTP/$(krb_host "$n")" \
+            -s "$DIR/dc1/etc/smb.conf" >"$TMPLOG" 2>&1 </dev/null ||
+            { cat "$TMPLOG" >&2; die "exportkeytab HTTP/$(krb_host "$n") failed"; }
+    done
+    chmod 600 "$tmp"
+    mv "$tmp" "$DIR/lab.keytab"
+}
+
+# DIR/wrong.keytab: lab.keytab with every key replaced by random bytes of
+# the same length (same principals, kvnos and enctypes), so an acceptor
+# using it fails on the key (integrity check), not on a missing kvno or
+# enctype. Rewritten here (MIT keytab format 0x0502) because MIT ktutil
+# reads keys only from a prompt that swallows the rest of a piped script.
+write_wrong_keytab() {
+    (umask 077 && python3 - "$DIR/lab.keytab" "$DIR/wrong.keytab.tmp" <<'PY'
+import os, struct, sys
+data = open(sys.argv[1], "rb").read()
+assert data[:2] == b"\x05\x02", "not an MIT v2 keytab"
+out, pos, keys = bytearray(data[:2]), 2, 0
+while pos < len(data):
+    (size,) = struct.unpack_from(">i", data, pos)
+    entry = bytearray(data[pos + 4 : pos + 4 + abs(size)])
+    if size > 0:  # a negative size is a hole: copied as it is
+        (ncomp,) = struct.unpack_from(">H", entry, 0)
+        p = 2
+        for _ in range(ncomp + 1):  # realm, then the components
+            p += 2 + struct.unpack_from(">H", entry, p)[0]
+        p += 4 + 4 + 1 + 2  # name type, timestamp, kvno (8 bits), enctype
+        (klen,) = struct.unpack_from(">H", entry, p)
+        entry[p + 2 : p + 2 + klen] = os.urandom(klen)
+        keys += 1
+    out += data[pos : pos + 4] + entry
+    pos += 4 + abs(size)
+assert keys > 0, "no keys in the lab keytab"
+open(sys.argv[2], "wb").write(out)
+PY
+    ) || die "writing $DIR/wrong.keytab failed"
+    chmod 600 "$DIR/wrong.keytab.tmp"
+    mv "$DIR/wrong.keytab.tmp" "$DIR/wrong.keytab"
+}
+
+# Appends the Kerberos facts to DIR/env when missing (older domains too).
+env_add_kerberos() {
+    local env=$DIR/env
+    [ -f "$env" ] || return 0
+    grep -q '^SAMBA_KRB5_CONF=' "$env" || printf '%s\n' \
+        "SAMBA_KRB5_CONF=$DIR/krb5.conf" "SAMBA_LAB_KEYTAB=$DIR/lab.keytab" \
+        "SAMBA_WRONG_KEYTAB=$DIR/wrong.keytab" "SAMBA_KRB_SERVICE=$KRB_SERVICE" \
+        "SAMBA_KRB_HOSTS=$KRB_HOSTS" >>"$env"
+}
+
+# Idempotent: krb5.conf, the service account and its SPNs, both keytabs,
+# the /etc/hosts lines; quick to skip once done (kerberos_ready).
+ensure_kerberos() {
+    local t host
+    # Two 'up's at once (two test processes) must not both create exsvc.
+    exec 9>"$DIR/.kerberos.lock"
+    flock 9
+    kerberos_ready && { exec 9>&-; return 0; }
+    t=$(now)
+    write_krb5_conf
+    for host in $(missing_ex_hosts); do
+        printf '127.0.0.1\t%s %s %s\n' "$host" "${host%%.*}" "$HOSTS_MARK" >>/etc/hosts
+    done
+    ensure_service_account
+    ensure_dc_ldap_spns
+    export_lab_keytab
+    write_wrong_keytab
+    env_add_kerberos
+    echo "$KRB_SETUP_VERSION" >"$DIR/.kerberos"
+    exec 9>&-
+    log "kerberos: KRB5_CONFIG=$DIR/krb5.conf, HTTP/ex01..ex$(printf %02d "$KRB_HOSTS").$DNS_DOMAIN@$REALM (account $KRB_SERVICE, AES, kvno $(klist -k "$DIR/lab.keytab" | awk 'NR == 4 { print $1 }')) in $DIR/lab.keytab, non-matching keys in $DIR/wrong.keytab, ex01..ex$(printf %02d "$KRB_HOSTS").$DNS_DOMAIN -> 127.0.0.1 in /etc/hosts ($(elapsed "$t")s)"
+}
+
 # ---------------------------------------------------------------- env
 
 write_env() {
@@ -560,6 +742,7 @@ SAMBA_RODC_SMB_CONF=$DIR/dc3/etc/smb.conf
 EOF
     chmod 600 "$env.tmp"
     mv "$env.tmp" "$env"
+    env_add_kerberos
 }
 
 # Restarting an existing domain gets new pids: rewrite only those lines.
@@ -581,6 +764,8 @@ cmd_up() {
     if [ -f "$DIR/.complete" ]; then
         if dc_running 1 && dc_running 2 && dc_running 3; then
             log "already running in $DIR (dc1 pid $(cat "$DIR/dc1.pid"), dc2 pid $(cat "$DIR/dc2.pid"), rodc1 pid $(cat "$DIR/dc3.pid"))"
+            # A domain made before the Kerberos pieces existed gets them now.
+            kerberos_ready || ensure_kerberos
             exit 0
         fi
         install_packages
@@ -598,6 +783,7 @@ cmd_up() {
             add_rodc
         fi
         update_env_pids
+        kerberos_ready || ensure_kerberos
         log "restarted the existing domain in $DIR"
         exit 0
     fi
@@ -658,6 +844,9 @@ cmd_up() {
 
     # After the seed: the RODC caches revoke-op's password.
     add_rodc
+
+    # Before the pull, so DC2 has the service account too.
+    ensure_kerberos
 
     t=$(now)
     log "replicating dc1 -> dc2 once (drs replicate --local: configuration and domain NCs)"

@@ -34,7 +34,7 @@ use crate::directory::{DirectoryError, describe_result};
 use crate::f5::{self, F5Client, F5Device, F5Settings};
 use crate::iis::{self, PoolState};
 use crate::plan::{FlushPlan, Target};
-use revoke_winrm::{Auth, Connector, Scheme, WinrmError, sanitize};
+use revoke_winrm::{Auth, Connector, Mechanism, Scheme, WinrmError, sanitize};
 
 /// What a check looked at. The JSON names are kebab-case and stable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -566,18 +566,21 @@ pub async fn servers(plan: &FlushPlan, password: Password) -> Vec<CheckResult> {
     by_server.into_iter().flatten().collect()
 }
 
-/// How the connector authenticates, in words.
-fn mechanism(connector: &Connector) -> String {
+/// How the connector authenticates (or did, once known), in words.
+fn mechanism(connector: &Connector, used: Option<Mechanism>) -> String {
     let settings = connector.settings();
-    match (settings.scheme, settings.auth) {
-        (Scheme::Http, Auth::Negotiate) => {
-            "Negotiate (NTLM) over HTTP, every message sealed".into()
-        }
-        (Scheme::Https, Auth::Negotiate) => {
-            "Negotiate (NTLM) over HTTPS, with channel binding".into()
-        }
-        (Scheme::Https, Auth::Basic) => "Basic over HTTPS".into(),
-        (scheme, auth) => format!("{} over {}", auth.name(), scheme.name()),
+    let how = match (used, settings.auth) {
+        (Some(Mechanism::Kerberos), _) => "Kerberos (mutual)",
+        (Some(Mechanism::Ntlm), Auth::Negotiate) => "Negotiate (NTLM)",
+        (Some(Mechanism::Ntlm), _) | (None, Auth::Ntlm) => "NTLM",
+        (Some(Mechanism::Basic), _) | (None, Auth::Basic) => "Basic",
+        (None, Auth::Negotiate) => "Negotiate (Kerberos, else NTLM)",
+        (None, Auth::Kerberos) => "Kerberos",
+    };
+    match settings.scheme {
+        Scheme::Http if how != "Basic" => format!("{how} over HTTP, every message sealed"),
+        Scheme::Https if how != "Basic" => format!("{how} over HTTPS, with channel binding"),
+        scheme => format!("{how} over {}", scheme.name().to_uppercase()),
     }
 }
 
@@ -598,7 +601,10 @@ async fn server(plan: &FlushPlan, connector: &Connector, target: &Target) -> Vec
         CheckResult::ok(
             Check::WinrmAuth,
             label,
-            format!("logged on as {user}: {}", mechanism(connector)),
+            format!(
+                "logged on as {user}: {}",
+                mechanism(connector, client.mechanism())
+            ),
         ),
     ];
     // The flush's first line, as it sends it: hostname, pools, workers.
@@ -768,13 +774,23 @@ fn shell_refused(connector: &Connector, target: &Target, error: WinrmError) -> V
             CheckResult::problem(
                 Check::WinrmAuth,
                 label,
-                format!("{} refused: {e}", mechanism(connector)),
+                format!("{} refused: {e}", mechanism(connector, None)),
                 format!(
                     "check the password given for {} ($REVOKE_WINRM_PASSWORD, $REVOKE_PASSWORD or \
                      its line of --password-stdin) and that the account is a local administrator \
                      of the server (docs/permissions.md)",
                     settings.user
                 ),
+            ),
+        ],
+        e @ WinrmError::Kerberos(_) => vec![
+            reached,
+            CheckResult::problem(
+                Check::WinrmAuth,
+                label,
+                e.to_string(),
+                "see docs/security.md (Kerberos): a ticket (kinit) for the account, the server's \
+                 SPN HTTP/<name>, its DNS name in the server list, the clocks within 5 minutes",
             ),
         ],
         e => vec![

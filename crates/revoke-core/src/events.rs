@@ -343,6 +343,8 @@ pub struct ServerOutcome {
     pub error: Option<String>,
     /// What the server calls itself (`hostname`), once known.
     pub computer: Option<String>,
+    /// What authenticated revoke to it (Kerberos, NTLM, Basic), once known.
+    pub auth: Option<revoke_winrm::Mechanism>,
     pub attempts: u32,
     /// When no worker that was running before the flush was left (the
     /// tokens cached before the change are gone); None if one still runs.

@@ -35,6 +35,7 @@ use revoke_winrm::{CommandOutput, Connector, Shell, WinrmError, sanitize};
 #[derive(Debug, Default)]
 pub struct JobState {
     pub computer: Option<String>,
+    pub auth: Option<revoke_winrm::Mechanism>,
     /// A mutating command was sent: the job must not be retried blindly.
     pub mutated: bool,
     /// Actions that succeeded (recycled or reset) so far.
@@ -117,7 +118,9 @@ impl ServerJob<'_> {
     pub async fn run(&self) -> Result<ServerStatus, JobError> {
         self.step(Step::Connecting);
         let client = self.connector.client(&self.target.host, self.target.port);
-        let shell = client.open_shell().await?;
+        let shell = client.open_shell().await;
+        self.state.lock().expect("job state").auth = client.mechanism();
+        let shell = shell?;
         let result = self.run_in(&shell).await;
         // The shell would time out on its own; closing is courtesy, not correctness.
         let _ = shell.close().await;

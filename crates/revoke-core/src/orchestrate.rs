@@ -87,6 +87,7 @@ fn hold_back(plan: &FlushPlan, events: &EventSink, waves: &[Vec<usize>], maybe_d
                 duration: Duration::ZERO,
                 error: Some(error.clone()),
                 computer: None,
+                auth: None,
                 attempts: 0,
                 old_workers_exited_at: None,
             },
@@ -186,11 +187,11 @@ async fn run_server(
             Some(format!("no answer within {} s", plan.timeout.as_secs())),
         ),
     };
-    let (computer, mutated, exited_at, draining) = {
+    let ((computer, auth), mutated, exited_at, draining) = {
         let state = state.lock().expect("job state");
         let draining = state.draining.join("; ");
         (
-            state.computer.clone(),
+            (state.computer.clone(), state.auth),
             state.mutated,
             state.old_workers_exited_at,
             draining,
@@ -211,6 +212,7 @@ async fn run_server(
             duration: started.elapsed(),
             error,
             computer,
+            auth,
             attempts,
             old_workers_exited_at: exited_at,
         },

@@ -91,6 +91,16 @@ impl Accounts {
         self.domain_matches(domain) && user.eq_ignore_ascii_case(&self.user)
     }
 
+    /// For a Kerberos logon: the account (as [`Self::canonical`] names it)
+    /// when `principal` (`user@REALM`) is the administrator of this domain.
+    pub fn kerberos_user(&self, principal: &str) -> Option<String> {
+        let (user, realm) = principal.rsplit_once('@')?;
+        (!self.reject_all
+            && user.eq_ignore_ascii_case(&self.user)
+            && realm.eq_ignore_ascii_case(&self.dns_domain))
+        .then(|| self.canonical())
+    }
+
     /// For the NTLM acceptor: the NT hash of the named account, if it exists.
     pub fn nt_hash_of(&self, user: &str, domain: &str) -> Option<[u8; 16]> {
         self.resolves_to_admin(user, domain).then_some(self.nt_hash)

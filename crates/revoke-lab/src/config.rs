@@ -37,6 +37,14 @@ pub struct LabConfig {
     /// The client front end and the directory it validates users against;
     /// None: no front end. Its port: OS-chosen, or base + 2*servers + i.
     pub front_end: Option<FrontEndConfig>,
+    /// Accept Kerberos with the keys in this keytab (of `HTTP/exNN.<dns_domain>`).
+    pub keytab: Option<std::path::PathBuf>,
+    /// Accept NTLM (false: a hardened estate that allows Kerberos only).
+    pub allow_ntlm: bool,
+    /// The written revoke.toml names servers `exNN.<dns_domain>:PORT`
+    /// (names resolve to the listen address through /etc/hosts) instead of
+    /// by address: Kerberos needs names.
+    pub named_servers: bool,
 }
 
 impl Default for LabConfig {
@@ -55,6 +63,9 @@ impl Default for LabConfig {
             iisreset_downtime: Duration::from_secs(2),
             faults: Vec::new(),
             front_end: None,
+            keytab: None,
+            allow_ntlm: true,
+            named_servers: false,
         }
     }
 }
@@ -77,6 +88,21 @@ struct LabToml {
     #[serde(default)]
     fault: Vec<FaultSpec>,
     front_end: Option<FrontEndToml>,
+    /// What the servers accept: "kerberos", "ntlm" (default: ntlm, plus
+    /// kerberos when a keytab is given).
+    auth: Option<Vec<LabAuth>>,
+    /// Keys of `HTTP/exNN.<host_suffix>` (e.g. from `samba-tool domain exportkeytab`).
+    keytab: Option<PathBuf>,
+    /// Servers are `exNN.<host_suffix>` in the written revoke.toml (and this
+    /// is the lab's DNS domain).
+    host_suffix: Option<String>,
+}
+
+#[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+enum LabAuth {
+    Kerberos,
+    Ntlm,
 }
 
 /// `[front_end]` of the lab's TOML.
@@ -127,7 +153,17 @@ impl LabConfig {
             iisreset_downtime: t.iisreset_ms.map(ms).unwrap_or(d.iisreset_downtime),
             faults: t.fault,
             front_end: t.front_end.map(FrontEndToml::into_config).transpose()?,
+            allow_ntlm: t.auth.as_ref().is_none_or(|a| a.contains(&LabAuth::Ntlm)),
+            named_servers: t.host_suffix.is_some(),
+            keytab: t.keytab,
         };
+        let mut config = config;
+        if let Some(suffix) = t.host_suffix {
+            config.dns_domain = suffix;
+        }
+        if t.auth.is_some_and(|a| a.contains(&LabAuth::Kerberos)) && config.keytab.is_none() {
+            bail!("auth includes \"kerberos\": give the servers' keys with keytab = \"FILE\"");
+        }
         config.validate()?;
         Ok(config)
     }
@@ -150,6 +186,9 @@ impl LabConfig {
         }
         if let Some(front_end) = &self.front_end {
             front_end.validate()?;
+        }
+        if !self.allow_ntlm && self.keytab.is_none() {
+            bail!("a lab that refuses NTLM needs a keytab to accept Kerberos");
         }
         if self.admin_user.is_empty() || self.admin_user.contains(['\\', '@', ':']) {
             bail!("admin_user must be a plain account name (no domain, no '@', no ':')");

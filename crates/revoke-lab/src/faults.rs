@@ -52,6 +52,10 @@ pub enum Fault {
     Unsealed200,
     /// The answer to the first Signal is sealed with a broken signature.
     BadSignature,
+    /// Kerberos: accepts the ticket but leaves the AP-REP out of its 200,
+    /// as a server that does not hold the service's key would have to.
+    #[serde(rename = "withhold-ap-rep")]
+    WithholdApRep,
 }
 
 /// The faults of one server, folded into what the server code asks.
@@ -67,6 +71,7 @@ pub struct ServerFaults {
     pub reply_401_after_command: bool,
     pub unsealed_200: bool,
     pub bad_signature: bool,
+    pub withhold_ap_rep: bool,
     failing_pools: Vec<String>,
     absent_pools: Vec<String>,
     stopped_pools: Vec<String>,
@@ -90,6 +95,7 @@ impl ServerFaults {
                 Fault::Reply401AfterCommand => f.reply_401_after_command = true,
                 Fault::Unsealed200 => f.unsealed_200 = true,
                 Fault::BadSignature => f.bad_signature = true,
+                Fault::WithholdApRep => f.withhold_ap_rep = true,
             }
         }
         f

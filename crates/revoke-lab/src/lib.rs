@@ -185,6 +185,10 @@ pub struct Lab {
     ca_pem: String,
     /// `NETBIOS\user`, as the generated revoke.toml names the admin.
     admin_logon: String,
+    /// revoke.toml names servers instead of giving addresses.
+    named_servers: bool,
+    /// The servers refuse NTLM: revoke.toml says `auth = "kerberos"`.
+    kerberos_only: bool,
     front_end: Option<FrontEndConfig>,
     runtime: server::Runtime,
 }
@@ -193,6 +197,11 @@ impl Lab {
     /// Binds every listener and starts serving; returns once all accept.
     pub async fn start(config: LabConfig) -> anyhow::Result<Lab> {
         config.validate()?;
+        if let Some(keytab) = &config.keytab {
+            // Process-wide in MIT krb5: every lab of this process uses it.
+            revoke_gss::use_keytab(keytab)
+                .with_context(|| format!("using the keytab {}", keytab.display()))?;
+        }
         let ca = tls::LabCa::new().context("creating the lab CA")?;
         let mut runtime = server::Runtime::new();
         let mut servers = Vec::with_capacity(config.servers);
@@ -226,6 +235,8 @@ impl Lab {
                 name: name.clone(),
                 accounts: accounts::Accounts::new(&config, &name),
                 latency: config.latency,
+                kerberos: config.keytab.is_some(),
+                ntlm: config.allow_ntlm,
                 faults,
                 iis: iis.clone(),
                 log: log.clone(),
@@ -282,6 +293,8 @@ impl Lab {
             ca,
             dns_domain: config.dns_domain.clone(),
             admin_logon: format!("{}\\{}", config.netbios_domain, config.admin_user),
+            named_servers: config.named_servers,
+            kerberos_only: !config.allow_ntlm,
             front_end: config.front_end.clone(),
             runtime,
         })

@@ -42,7 +42,12 @@ impl Lab {
         );
         for s in &self.servers {
             let addr = if https { s.https_addr } else { s.http_addr };
-            out.push_str(&format!("  \"{addr}\",\n"));
+            if self.named_servers {
+                let name = format!("{}.{}", s.name.to_lowercase(), self.dns_domain);
+                out.push_str(&format!("  \"{name}:{}\",\n", addr.port()));
+            } else {
+                out.push_str(&format!("  \"{addr}\",\n"));
+            }
         }
         out.push_str("]\n\n[winrm]\n");
         out.push_str(if https {
@@ -52,6 +57,8 @@ impl Lab {
         });
         out.push_str(if transport == LabTransport::HttpsBasic {
             "auth = \"basic\"\n"
+        } else if self.kerberos_only {
+            "auth = \"kerberos\"\n"
         } else {
             "auth = \"negotiate\"\n"
         });

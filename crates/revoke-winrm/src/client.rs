@@ -21,7 +21,8 @@ use tokio_rustls::TlsConnector;
 
 use zeroize::Zeroizing;
 
-use super::ntlm::{ClientContext, SessionSecurity};
+use super::ntlm::ClientContext;
+use super::sealing::Sealer;
 use super::{Password, WinrmError, sanitize, sealing, soap};
 
 /// What sealing adds around an envelope (MIME boundaries and part headers,
@@ -68,23 +69,52 @@ impl Scheme {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Auth {
-    /// NTLM inside HTTP Negotiate: Windows' default, works over plain HTTP
-    /// because every message is sealed.
+    /// HTTP Negotiate: Kerberos when a ticket for `HTTP/<host>` can be had,
+    /// else NTLM if [`ClientSettings::allow_ntlm`]. Windows' default; works
+    /// over plain HTTP because every message is sealed.
     Negotiate,
+    /// Kerberos only (inside Negotiate): mutual authentication, sealed.
+    Kerberos,
+    /// NTLM only (inside Negotiate).
+    Ntlm,
     /// Only over HTTPS (Basic is off by default on Windows).
     Basic,
-    Kerberos,
 }
 
 impl Auth {
-    pub const ALL: [Auth; 3] = [Auth::Negotiate, Auth::Basic, Auth::Kerberos];
+    pub const ALL: [Auth; 4] = [Auth::Negotiate, Auth::Kerberos, Auth::Ntlm, Auth::Basic];
 
     /// As configuration spells it.
     pub fn name(self) -> &'static str {
         match self {
             Auth::Negotiate => "negotiate",
-            Auth::Basic => "basic",
             Auth::Kerberos => "kerberos",
+            Auth::Ntlm => "ntlm",
+            Auth::Basic => "basic",
+        }
+    }
+
+    /// Whether Kerberos is tried (first) with this setting.
+    pub fn tries_kerberos(self) -> bool {
+        matches!(self, Auth::Negotiate | Auth::Kerberos)
+    }
+}
+
+/// The mechanism that authenticated a connection, for the report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mechanism {
+    Kerberos,
+    Ntlm,
+    Basic,
+}
+
+impl Mechanism {
+    pub fn name(self) -> &'static str {
+        match self {
+            Mechanism::Kerberos => "kerberos",
+            Mechanism::Ntlm => "ntlm",
+            Mechanism::Basic => "basic",
         }
     }
 }
@@ -102,6 +132,11 @@ pub struct ClientSettings {
     pub connect_timeout: Duration,
     /// WS-Management OperationTimeout: how long one Receive may wait for output.
     pub operation_timeout: Duration,
+    /// May `negotiate` fall back to NTLM when Kerberos cannot be used?
+    pub allow_ntlm: bool,
+    /// The Kerberos realm of `user` when it has none (`DOMAIN\\user`, `user`);
+    /// else the library's default realm (krb5.conf).
+    pub kerberos_realm: Option<String>,
 }
 
 impl ClientSettings {
@@ -113,9 +148,8 @@ impl ClientSettings {
                  (and Windows refuses it by default); use scheme = \"https\" or auth = \"negotiate\""
                     .into(),
             )),
-            (_, Auth::Kerberos) => Err(WinrmError::Settings(
-                "Kerberos is not supported by this build of revoke yet; use auth = \"negotiate\" \
-                 (NTLM, sealed over HTTP) or auth = \"basic\" over HTTPS"
+            (_, Auth::Ntlm) if !self.allow_ntlm => Err(WinrmError::Settings(
+                "auth = \"ntlm\" but allow_ntlm = false: use auth = \"kerberos\" (or \"negotiate\")"
                     .into(),
             )),
             _ if self.scheme == Scheme::Http && self.ca_file.is_some() => {
@@ -142,7 +176,12 @@ pub struct Connector {
     settings: Arc<ClientSettings>,
     password: Password,
     tls: Option<TlsConnector>,
+    /// The Kerberos credential every server's context starts from, found
+    /// once: `None` inside means the default one (the ticket cache).
+    kerberos: Arc<tokio::sync::OnceCell<KerberosCredential>>,
 }
+
+type KerberosCredential = Result<Option<Arc<revoke_gss::Credential>>, revoke_gss::GssError>;
 
 impl Connector {
     pub fn new(settings: ClientSettings, password: Password) -> Result<Self, WinrmError> {
@@ -161,7 +200,40 @@ impl Connector {
             settings: Arc::new(settings),
             password,
             tls,
+            kerberos: Arc::default(),
         })
+    }
+
+    /// The ticket cache (or the logged-on user) if it holds a usable
+    /// credential; else a ticket-granting ticket got with the password (an
+    /// AS exchange); else why neither works.
+    async fn kerberos_credential(&self) -> KerberosCredential {
+        let settings = self.settings.clone();
+        let password = self.password.clone();
+        self.kerberos
+            .get_or_init(|| async move {
+                let found = tokio::task::spawn_blocking(move || {
+                    match revoke_gss::Credential::default_available() {
+                        Ok(()) => Ok(None),
+                        Err(e) if password.is_empty() => Err(e),
+                        Err(_) => revoke_gss::Credential::with_password(
+                            &kerberos_principal(&settings.user, settings.kerberos_realm.as_deref()),
+                            password.expose(),
+                        )
+                        .map(|c| Some(Arc::new(c))),
+                    }
+                })
+                .await;
+                found.unwrap_or_else(|e| {
+                    Err(revoke_gss::GssError {
+                        kind: revoke_gss::ErrorKind::Other,
+                        doing: "looking for Kerberos credentials",
+                        detail: e.to_string(),
+                    })
+                })
+            })
+            .await
+            .clone()
     }
 
     pub fn settings(&self) -> &ClientSettings {
@@ -183,6 +255,7 @@ impl Connector {
             url: format!("{scheme}://{authority}/wsman"),
             authority,
             connection: Mutex::new(None),
+            mechanism: std::sync::Mutex::new(None),
         }
     }
 }
@@ -195,14 +268,26 @@ pub struct WinrmClient {
     url: String,
     authority: String,
     connection: Mutex<Option<Connection>>,
+    /// What authenticated the last connection, for the report.
+    mechanism: std::sync::Mutex<Option<Mechanism>>,
 }
 
 struct Connection {
     sender: SendRequest<Full<Bytes>>,
-    /// The server's certificate (HTTPS), for NTLM channel bindings.
+    /// The server's certificate (HTTPS), for channel bindings.
     peer_certificate: Option<Vec<u8>>,
-    /// Present once NTLM authenticated this connection over plain HTTP.
-    sealing: Option<SessionSecurity>,
+    /// Present once NTLM or Kerberos authenticated this connection over plain HTTP.
+    sealing: Option<Sealer>,
+}
+
+/// Why Kerberos did not authenticate a connection.
+enum KerberosFailure {
+    /// Nothing was sent to the server (no ticket to be had, no library, an
+    /// address instead of a name): `negotiate` may use NTLM instead.
+    Unavailable(WinrmError),
+    /// The server was sent a ticket and refused it, or did not prove itself:
+    /// never a reason to try a weaker mechanism.
+    Failed(WinrmError),
 }
 
 /// What a command printed and how it exited.
@@ -232,6 +317,11 @@ struct Answer {
 impl WinrmClient {
     pub fn endpoint(&self) -> &str {
         &self.url
+    }
+
+    /// What authenticated the connection (once one was made).
+    pub fn mechanism(&self) -> Option<Mechanism> {
+        *self.mechanism.lock().expect("mechanism lock")
     }
 
     fn settings(&self) -> &ClientSettings {
@@ -378,7 +468,7 @@ impl WinrmClient {
                 .map_err(|e| WinrmError::Protocol(format!("cannot unseal the response: {e}")))?
         } else if sealing::is_sealed(&answer.content_type) {
             return Err(WinrmError::Protocol(
-                "sealed response on a connection without NTLM".into(),
+                "sealed response on a connection that is not sealed".into(),
             ));
         } else {
             answer.body.to_vec()
@@ -392,7 +482,9 @@ impl WinrmClient {
         let mut builder = self.request_builder();
         let body = if let Some(security) = conn.sealing.as_mut() {
             builder = builder.header(header::CONTENT_TYPE, sealing::SEALED_CONTENT_TYPE);
-            sealing::seal_body(security, xml.as_bytes())
+            sealing::seal_body_with(security, xml.as_bytes(), sealing::Framing::Windows).map_err(
+                |e| SendError::Unwritten(WinrmError::Protocol(format!("cannot seal: {e}"))),
+            )?
         } else {
             builder = builder.header(header::CONTENT_TYPE, "application/soap+xml;charset=UTF-8");
             xml.as_bytes().to_vec()
@@ -521,10 +613,117 @@ impl WinrmClient {
 
     async fn connect_and_authenticate(&self) -> Result<Connection, WinrmError> {
         let mut conn = self.connect().await?;
-        if self.settings().auth == Auth::Negotiate {
-            self.negotiate(&mut conn).await?;
-        }
+        let mechanism = match self.settings().auth {
+            Auth::Basic => Mechanism::Basic,
+            Auth::Ntlm => {
+                self.ntlm(&mut conn, None).await?;
+                Mechanism::Ntlm
+            }
+            Auth::Kerberos => match self.kerberos(&mut conn).await {
+                Ok(()) => Mechanism::Kerberos,
+                Err(KerberosFailure::Unavailable(e) | KerberosFailure::Failed(e)) => return Err(e),
+            },
+            Auth::Negotiate => match self.kerberos(&mut conn).await {
+                Ok(()) => Mechanism::Kerberos,
+                Err(KerberosFailure::Failed(e)) => return Err(e),
+                Err(KerberosFailure::Unavailable(why)) if self.settings().allow_ntlm => {
+                    tracing::debug!(server = %self.host, "Kerberos not used: {why}; trying NTLM");
+                    self.ntlm(&mut conn, Some(why)).await?;
+                    Mechanism::Ntlm
+                }
+                Err(KerberosFailure::Unavailable(why)) => {
+                    return Err(WinrmError::Kerberos(format!(
+                        "{why} (NTLM is not allowed: [winrm] allow_ntlm = false)"
+                    )));
+                }
+            },
+        };
+        *self.mechanism.lock().expect("mechanism lock") = Some(mechanism);
         Ok(conn)
+    }
+
+    /// Kerberos inside HTTP Negotiate (SPNEGO), as Windows and pywinrm do
+    /// it: the AP-REQ with an empty body, then the server's AP-REP in the
+    /// 200's `WWW-Authenticate`, which proves the server holds the key of
+    /// `HTTP/<host>` (mutual authentication). Over HTTP the context then
+    /// seals every message; over HTTPS the ticket is bound to the
+    /// certificate seen (channel bindings).
+    async fn kerberos(&self, conn: &mut Connection) -> Result<(), KerberosFailure> {
+        use KerberosFailure::{Failed, Unavailable};
+        if self.host.parse::<std::net::IpAddr>().is_ok() {
+            return Err(Unavailable(WinrmError::Kerberos(format!(
+                "Kerberos needs the server's DNS name (HTTP/<name> is its service principal), \
+                 not the address {}",
+                self.host
+            ))));
+        }
+        let credential = self
+            .connector
+            .kerberos_credential()
+            .await
+            .map_err(|e| Unavailable(kerberos_error(e)))?;
+        let bindings = conn
+            .peer_certificate
+            .as_deref()
+            .map(|der| revoke_gss::tls_server_end_point(&super::ntlm::certificate_hash(der)));
+        let host = self.host.clone();
+        let (initiator, token) = blocking(move || {
+            revoke_gss::Initiator::new(
+                "HTTP",
+                &host,
+                revoke_gss::Mechanism::Spnego,
+                credential,
+                bindings,
+            )
+        })
+        .await
+        .map_err(Unavailable)?;
+
+        let engine = &base64::engine::general_purpose::STANDARD;
+        let answer = self
+            .empty_post(conn, format!("Negotiate {}", engine.encode(&token)))
+            .await
+            .map_err(Failed)?;
+        let reply = negotiate_token(&answer.www_authenticate);
+        match answer.status {
+            StatusCode::OK => {}
+            StatusCode::UNAUTHORIZED => {
+                // A KRB-ERROR inside the answer says why (clock skew, …).
+                if let Some(reply) = reply {
+                    blocking_step(initiator, reply).await.map_err(Failed)?;
+                }
+                return Err(Failed(WinrmError::Kerberos(format!(
+                    "the server refused the Kerberos ticket for HTTP/{} (HTTP 401): its key \
+                     may not match the KDC's (keytab or computer account out of step), its \
+                     clock may be off by more than 5 minutes, or it does not accept Kerberos",
+                    self.host
+                ))));
+            }
+            status => {
+                return Err(Failed(WinrmError::Http {
+                    status: status.as_u16(),
+                    detail: "while authenticating with Kerberos".into(),
+                }));
+            }
+        }
+        let Some(reply) = reply else {
+            return Err(Failed(WinrmError::Kerberos(format!(
+                "the server accepted the ticket but did not prove it is HTTP/{} (no AP-REP in \
+                 its answer): it may not be the real server",
+                self.host
+            ))));
+        };
+        let context = blocking_step(initiator, reply)
+            .await
+            .map_err(Failed)?
+            .finish()
+            .map_err(|e| Failed(kerberos_error(e)))?;
+        if self.settings().scheme == Scheme::Http {
+            conn.sealing = Some(Sealer::Kerberos(super::kerberos::KerberosSeal::new(
+                context,
+            )));
+        }
+        Ok(())
     }
 
     async fn connect(&self) -> Result<Connection, WinrmError> {
@@ -598,8 +797,26 @@ impl WinrmClient {
 
     /// NTLM over HTTP Negotiate, with empty bodies: Windows refuses a SOAP
     /// body that is not sealed, and nothing can be sealed before the
-    /// AUTHENTICATE message (this is what pywinrm does too).
-    async fn negotiate(&self, conn: &mut Connection) -> Result<(), WinrmError> {
+    /// AUTHENTICATE message (this is what pywinrm does too). `instead_of`
+    /// is why Kerberos was not used, when NTLM is the fallback.
+    async fn ntlm(
+        &self,
+        conn: &mut Connection,
+        instead_of: Option<WinrmError>,
+    ) -> Result<(), WinrmError> {
+        if self.connector.password.is_empty() {
+            return Err(WinrmError::Settings(match instead_of {
+                Some(why) => format!(
+                    "Kerberos could not be used ({why}), and NTLM needs the password of {}: \
+                     none was given",
+                    self.settings().user
+                ),
+                None => format!(
+                    "NTLM needs the password of {}: none was given",
+                    self.settings().user
+                ),
+            }));
+        }
         let (user, domain) = self.settings().ntlm_identity();
         // MsvAvTargetName, as Windows' SSPI and pyspnego send it: the SPN
         // the client means to authenticate to.
@@ -656,7 +873,7 @@ impl WinrmClient {
         match second.status {
             StatusCode::OK => {
                 if seal {
-                    conn.sealing = Some(security);
+                    conn.sealing = Some(Sealer::Ntlm(Box::new(security)));
                 }
                 Ok(())
             }
@@ -687,6 +904,63 @@ impl WinrmClient {
             .await
             .map_err(|(SendError::Unwritten(e) | SendError::Written(e))| e)
     }
+}
+
+/// The Kerberos principal for a password logon as `user` (`DOMAIN\\user`,
+/// `user@suffix` or `user`): `user@REALM` with the configured realm, else a
+/// UPN's suffix upper-cased (a UPN suffix need not be the realm: the
+/// configured realm wins), else the bare name, which the library completes
+/// with its default realm.
+pub fn kerberos_principal(user: &str, realm: Option<&str>) -> String {
+    let user = user.trim();
+    let (name, suffix) = match user.split_once('\\') {
+        Some((_, name)) => (name, None),
+        None => match user.rsplit_once('@') {
+            Some((name, suffix)) => (name, Some(suffix)),
+            None => (user, None),
+        },
+    };
+    match (realm, suffix) {
+        (Some(realm), _) | (None, Some(realm)) => format!("{name}@{}", realm.to_ascii_uppercase()),
+        (None, None) => name.to_string(),
+    }
+}
+
+fn kerberos_error(error: revoke_gss::GssError) -> WinrmError {
+    WinrmError::Kerberos(error.to_string())
+}
+
+/// The token of a `WWW-Authenticate: Negotiate <token>` header, if any.
+fn negotiate_token(www_authenticate: &[String]) -> Option<Vec<u8>> {
+    www_authenticate.iter().find_map(|v| {
+        let (scheme, token) = v.split_once(' ')?;
+        scheme
+            .eq_ignore_ascii_case("Negotiate")
+            .then(|| {
+                base64::engine::general_purpose::STANDARD
+                    .decode(token.trim())
+                    .ok()
+            })
+            .flatten()
+    })
+}
+
+/// GSSAPI calls may read files and ask the KDC: off the async threads.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, revoke_gss::GssError> + Send + 'static,
+) -> Result<T, WinrmError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| WinrmError::Kerberos(e.to_string()))?
+        .map_err(kerberos_error)
+}
+
+/// Feed the server's token to the context; the context back when it took it.
+async fn blocking_step(
+    mut initiator: revoke_gss::Initiator,
+    token: Vec<u8>,
+) -> Result<revoke_gss::Initiator, WinrmError> {
+    blocking(move || initiator.step(Some(&token)).map(|_| initiator)).await
 }
 
 /// A failure after a command that changes the server may have been sent.
@@ -878,5 +1152,42 @@ impl Shell<'_> {
             .call(soap::ACTION_DELETE, Some(&self.id), "", &[], None)
             .await
             .map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_password_logon_names_the_principal_with_the_right_realm() {
+        assert_eq!(
+            kerberos_principal(r"CORP\alice", Some("corp.example")),
+            "alice@CORP.EXAMPLE"
+        );
+        assert_eq!(
+            kerberos_principal("alice@corp.example", None),
+            "alice@CORP.EXAMPLE"
+        );
+        // A UPN suffix is not always the realm: the configured realm wins.
+        assert_eq!(
+            kerberos_principal("alice@corp.example", Some("OTHER")),
+            "alice@OTHER"
+        );
+        assert_eq!(kerberos_principal(r"CORP\alice", None), "alice");
+    }
+
+    #[test]
+    fn the_ap_rep_is_read_from_a_negotiate_header_only() {
+        let header = |v: &str| vec![v.to_string()];
+        assert_eq!(
+            negotiate_token(&header("Negotiate oRQwEqADCgEA"))
+                .unwrap()
+                .len(),
+            9
+        );
+        assert_eq!(negotiate_token(&header("Negotiate")), None);
+        assert_eq!(negotiate_token(&header("Kerberos oRQwEqADCgEA")), None);
+        assert_eq!(negotiate_token(&header("Negotiate !!!")), None);
     }
 }

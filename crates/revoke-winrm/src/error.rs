@@ -33,6 +33,9 @@ pub enum WinrmError {
     Protocol(String),
     #[error("invalid settings: {0}")]
     Settings(String),
+    /// Kerberos could not authenticate (the text says why and what to do).
+    #[error("Kerberos: {0}")]
+    Kerberos(String),
     /// One HTTP answer was larger than any WinRM answer can be (the client
     /// asks for envelopes of at most [`crate::soap::MAX_ENVELOPE_SIZE`]).
     #[error(

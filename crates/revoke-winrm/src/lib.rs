@@ -21,6 +21,7 @@
 
 mod client;
 mod error;
+pub mod kerberos;
 pub mod ntlm;
 mod password;
 pub mod sealing;
@@ -28,8 +29,8 @@ pub mod soap;
 pub mod tls;
 
 pub use client::{
-    Auth, ClientSettings, CommandOutput, Connector, MAX_COMMAND_OUTPUT, MAX_RESPONSE_BODY, Scheme,
-    Shell, WinrmClient,
+    Auth, ClientSettings, CommandOutput, Connector, MAX_COMMAND_OUTPUT, MAX_RESPONSE_BODY,
+    Mechanism, Scheme, Shell, WinrmClient, kerberos_principal,
 };
 pub use error::{WinrmError, sanitize};
 

@@ -22,7 +22,53 @@
 //! (`multipart/x-multi-encrypted`, used by CredSSP only) are not supported:
 //! [`unseal_body`] refuses them with an error.
 
+use super::kerberos::{self, KerberosSeal};
 use super::ntlm::{NtlmError, SessionSecurity};
+
+/// What seals a connection's messages: NTLM's session keys, or a Kerberos
+/// context. Both give a header and data as long as the message.
+pub enum Sealer {
+    // Boxed: two RC4 states make it far larger than a Kerberos handle.
+    Ntlm(Box<SessionSecurity>),
+    Kerberos(KerberosSeal),
+}
+
+/// A session that can seal and open message bodies.
+pub trait MessageSeal {
+    /// (header, encrypted bytes as long as `message`).
+    fn seal_message(&mut self, message: &[u8]) -> Result<(Vec<u8>, Vec<u8>), NtlmError>;
+    fn unseal_message(&mut self, header: &[u8], sealed: &[u8]) -> Result<Vec<u8>, NtlmError>;
+}
+
+impl MessageSeal for SessionSecurity {
+    fn seal_message(&mut self, message: &[u8]) -> Result<(Vec<u8>, Vec<u8>), NtlmError> {
+        let (signature, sealed) = self.seal(message);
+        Ok((signature.to_vec(), sealed))
+    }
+
+    fn unseal_message(&mut self, header: &[u8], sealed: &[u8]) -> Result<Vec<u8>, NtlmError> {
+        if header.len() != SIGNATURE_LEN {
+            return Err(malformed("signature length is not 16"));
+        }
+        self.unseal(header, sealed)
+    }
+}
+
+impl MessageSeal for Sealer {
+    fn seal_message(&mut self, message: &[u8]) -> Result<(Vec<u8>, Vec<u8>), NtlmError> {
+        match self {
+            Sealer::Ntlm(ntlm) => ntlm.seal_message(message),
+            Sealer::Kerberos(kerberos) => kerberos.seal(message),
+        }
+    }
+
+    fn unseal_message(&mut self, header: &[u8], sealed: &[u8]) -> Result<Vec<u8>, NtlmError> {
+        match self {
+            Sealer::Ntlm(ntlm) => ntlm.unseal_message(header, sealed),
+            Sealer::Kerberos(kerberos) => kerberos.unseal(header, sealed),
+        }
+    }
+}
 
 /// The Content-Type header value of a sealed message.
 pub const SEALED_CONTENT_TYPE: &str = "multipart/encrypted;protocol=\"application/HTTP-SPNEGO-session-encrypted\";boundary=\"Encrypted Boundary\"";
@@ -64,7 +110,16 @@ pub fn seal_body(security: &mut SessionSecurity, soap: &[u8]) -> Vec<u8> {
 /// [`seal_body`] with an explicit [`Framing`], for a server answering a
 /// client that only reads its own framing.
 pub fn seal_body_framed(security: &mut SessionSecurity, soap: &[u8], framing: Framing) -> Vec<u8> {
-    let (signature, sealed) = security.seal(soap);
+    seal_body_with(security, soap, framing).expect("NTLM sealing cannot fail")
+}
+
+/// Seal and frame with any [`MessageSeal`] (Kerberos sealing can fail).
+pub fn seal_body_with<S: MessageSeal + ?Sized>(
+    security: &mut S,
+    soap: &[u8],
+    framing: Framing,
+) -> Result<Vec<u8>, NtlmError> {
+    let (signature, sealed) = security.seal_message(soap)?;
     let mut body = Vec::with_capacity(soap.len() + 256);
     body.extend_from_slice(BOUNDARY_LINE);
     body.extend_from_slice(format!("\tContent-Type: {PROTOCOL}\r\n").as_bytes());
@@ -77,7 +132,7 @@ pub fn seal_body_framed(security: &mut SessionSecurity, soap: &[u8], framing: Fr
     );
     body.extend_from_slice(BOUNDARY_LINE);
     body.extend_from_slice(format!("\tContent-Type: {OCTET_STREAM}\r\n").as_bytes());
-    body.extend_from_slice(&(SIGNATURE_LEN as u32).to_le_bytes());
+    body.extend_from_slice(&(signature.len() as u32).to_le_bytes());
     body.extend_from_slice(&signature);
     body.extend_from_slice(&sealed);
     if framing == Framing::CrlfBeforeClose {
@@ -85,21 +140,24 @@ pub fn seal_body_framed(security: &mut SessionSecurity, soap: &[u8], framing: Fr
     }
     body.extend_from_slice(CLOSING_BOUNDARY);
     body.extend_from_slice(b"\r\n");
-    body
+    Ok(body)
 }
 
 /// Unframe and unseal a body; checks the declared original length.
-pub fn unseal_body(security: &mut SessionSecurity, body: &[u8]) -> Result<Vec<u8>, NtlmError> {
+pub fn unseal_body<S: MessageSeal + ?Sized>(
+    security: &mut S,
+    body: &[u8],
+) -> Result<Vec<u8>, NtlmError> {
     unseal_body_framed(security, body).map(|(soap, _)| soap)
 }
 
 /// [`unseal_body`], also telling which [`Framing`] the sender used.
-pub fn unseal_body_framed(
-    security: &mut SessionSecurity,
+pub fn unseal_body_framed<S: MessageSeal + ?Sized>(
+    security: &mut S,
     body: &[u8],
 ) -> Result<(Vec<u8>, Framing), NtlmError> {
     let parts = SealedParts::parse(body)?;
-    let soap = security.unseal(parts.signature, parts.sealed)?;
+    let soap = security.unseal_message(parts.signature, parts.sealed)?;
     if soap.len() != parts.original_length {
         return Err(malformed(
             "unsealed length differs from OriginalContent Length",
@@ -133,10 +191,12 @@ impl<'a> SealedParts<'a> {
 
         let (len_field, data) = split(data, 4, "no signature length")?;
         let signature_len = u32::from_le_bytes(len_field.try_into().expect("4 bytes"));
-        if signature_len as usize != SIGNATURE_LEN {
+        // 16 with NTLM, 60 with Kerberos and AES; checked by the session.
+        let signature_len = signature_len as usize;
+        if !(SIGNATURE_LEN..=kerberos::MAX_HEADER).contains(&signature_len) {
             return Err(malformed("signature length is not 16"));
         }
-        let (signature, data) = split(data, SIGNATURE_LEN, "signature cut short")?;
+        let (signature, data) = split(data, signature_len, "signature cut short")?;
         // The sealed bytes are exactly as long as the plaintext (RC4 is a
         // stream cipher): the declared length says where they end, which
         // keeps ciphertext that happens to end in \r\n unambiguous.

@@ -64,6 +64,34 @@ pub enum Command {
     Demo(DemoArgs),
 }
 
+impl Command {
+    /// The `--config` of a command that may use Kerberos (Some(None): the
+    /// default file); None for commands that log on nowhere.
+    pub fn kerberos_config(&self) -> Option<Option<&std::path::Path>> {
+        let flag = match self {
+            Command::Disable(a) => &a.revocation.run.config,
+            Command::Reset(a) => &a.revocation.run.config,
+            Command::Retry(a) => &a.revocation.run.config,
+            Command::Servers(a) => &a.run.config,
+            Command::Flush(a) => &a.run.config,
+            Command::Enable(a) => &a.run.config,
+            Command::Doctor(a) => &a.config,
+            _ => return None,
+        };
+        Some(flag.as_deref())
+    }
+}
+
+/// How revoke binds to the directory (`--directory-auth`, `[directory] auth`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DirectoryAuthKind {
+    /// A simple bind with the password, over LDAPS or StartTLS.
+    Simple,
+    /// SASL GSSAPI with a Kerberos ticket (kinit) or the password; plain ldap:// is sealed.
+    Kerberos,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {
     Human,
@@ -85,6 +113,9 @@ pub struct DirectoryArgs {
     /// The account for the LDAP bind (UPN; password: $REVOKE_DIRECTORY_PASSWORD) [default: [directory] bind_user].
     #[arg(long, value_name = "UPN")]
     pub bind_user: Option<String>,
+    /// simple (bind with the password over LDAPS/StartTLS) or kerberos (the ticket cache, else the password; ldap:// is sealed) [default: [directory] auth, else simple].
+    #[arg(long, value_enum, value_name = "AUTH")]
+    pub directory_auth: Option<DirectoryAuthKind>,
 }
 
 /// How the account change is made and confirmed.
@@ -316,7 +347,7 @@ pub struct WinrmArgs {
     /// WinRM port of servers named without one [default: 5985 for http, 5986 for https].
     #[arg(long, value_name = "PORT")]
     pub port: Option<u16>,
-    /// negotiate (NTLM; sealed over http) or basic (https only) [default: negotiate].
+    /// negotiate (Kerberos with a ticket, else NTLM if [winrm] allow_ntlm; sealed over http), kerberos (only), ntlm (only) or basic (https only) [default: [winrm] auth, else negotiate].
     #[arg(long, value_parser = auth())]
     pub auth: Option<Auth>,
     /// CA certificate(s) in PEM that sign the servers' HTTPS certificates.
@@ -359,19 +390,9 @@ fn named<T: Copy + Send + Sync + 'static>(
     all: &'static [T],
     name: fn(T) -> &'static str,
 ) -> impl TypedValueParser<Value = T> {
-    named_hiding(all, name, |_| false)
-}
-
-/// [`named`], with the values `hidden` picks accepted but not offered (in
-/// help, completions and man pages).
-fn named_hiding<T: Copy + Send + Sync + 'static>(
-    all: &'static [T],
-    name: fn(T) -> &'static str,
-    hidden: fn(T) -> bool,
-) -> impl TypedValueParser<Value = T> {
     let values = all
         .iter()
-        .map(move |v| clap::builder::PossibleValue::new(name(*v)).hide(hidden(*v)));
+        .map(move |v| clap::builder::PossibleValue::new(name(*v)));
     PossibleValuesParser::new(values).map(move |chosen| {
         *all.iter()
             .find(|v| name(**v) == chosen)
@@ -391,10 +412,8 @@ fn scheme() -> impl TypedValueParser<Value = Scheme> {
     named(&Scheme::ALL, Scheme::name)
 }
 
-/// Kerberos is accepted (so the refusal can say why) but not offered while
-/// it is not supported.
 fn auth() -> impl TypedValueParser<Value = Auth> {
-    named_hiding(&Auth::ALL, Auth::name, |auth| auth == Auth::Kerberos)
+    named(&Auth::ALL, Auth::name)
 }
 
 #[cfg(feature = "lab")]
@@ -449,6 +468,17 @@ pub struct LabArgs {
     /// lab/revoke.toml) and prints the users and passwords to try.
     #[arg(long, conflicts_with_all = ["directory", "directory_ca"])]
     pub embedded_directory: bool,
+    /// Accept Kerberos with the keys in FILE (of HTTP/exNN.DOMAIN, e.g. from
+    /// `samba-tool domain exportkeytab`).
+    #[arg(long, value_name = "FILE")]
+    pub keytab: Option<PathBuf>,
+    /// Name the servers exNN.DOMAIN in the written config (Kerberos needs
+    /// names; map them to the listen address in /etc/hosts).
+    #[arg(long, value_name = "DOMAIN")]
+    pub host_suffix: Option<String>,
+    /// Refuse NTLM, like a hardened estate (Kerberos only; needs --keytab).
+    #[arg(long, requires = "keytab")]
+    pub refuse_ntlm: bool,
 }
 
 #[cfg(feature = "lab")]
@@ -494,15 +524,16 @@ mod tests {
     }
 
     #[test]
-    fn kerberos_is_not_offered_while_it_is_refused() {
+    fn every_auth_is_offered() {
         use clap::CommandFactory;
         let mut command = super::Cli::command();
-        let help = command
-            .find_subcommand_mut("flush")
-            .unwrap()
-            .render_long_help()
-            .to_string();
-        assert!(help.contains("negotiate"), "{help}");
-        assert!(!help.contains("kerberos"), "{help}");
+        let flush = command.find_subcommand_mut("flush").unwrap();
+        let help = flush.render_long_help().to_string();
+        for auth in ["negotiate", "kerberos", "ntlm", "basic"] {
+            assert!(help.contains(auth), "{auth}: {help}");
+        }
+        let disable = command.find_subcommand_mut("disable").unwrap();
+        let help = disable.render_long_help().to_string();
+        assert!(help.contains("--directory-auth"), "{help}");
     }
 }

@@ -7,11 +7,14 @@ use std::time::Duration;
 use serde::Deserialize;
 use thiserror::Error;
 
-use crate::cli::{ChangeArgs, DirectoryArgs, FlushOptions, RevocationArgs, WinrmArgs};
+use crate::cli::{
+    ChangeArgs, DirectoryArgs, DirectoryAuthKind, FlushOptions, RevocationArgs, WinrmArgs,
+};
 use crate::journal::JournalChoice;
 use revoke_core::directory::change::Change;
+use revoke_core::directory::connection::{DirectoryAuth, sasl};
 use revoke_core::directory::convergence::DirectWrite;
-use revoke_core::directory::{DirectoryError, DirectorySettings};
+use revoke_core::directory::{DirectoryError, DirectorySettings, Security};
 use revoke_core::f5::{self, F5Device, F5Settings};
 use revoke_core::iis::{ExchangeVersion, PoolName};
 use revoke_core::plan::{FlushPlan, Method, PoolSelection, Target};
@@ -58,6 +61,124 @@ pub struct ConfigFile {
     /// Where runs are journaled (docs/journal.md).
     #[serde(default)]
     pub journal: JournalSection,
+    /// The Kerberos realm and KDC, when DNS and krb5.conf cannot find them.
+    #[serde(default)]
+    pub kerberos: KerberosSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KerberosSection {
+    /// The realm (e.g. CORP.EXAMPLE.COM): revoke's own krb5.conf names it
+    /// the default realm, and principals without a realm get it.
+    pub realm: Option<String>,
+    /// The KDC (`host` or `host:port`) of `realm` (usually a DC).
+    pub kdc: Option<String>,
+}
+
+/// Where the user's own Kerberos configuration is, to be included by
+/// revoke's: `$KRB5_CONFIG` (a colon-separated list) or `/etc/krb5.conf`.
+fn existing_krb5_configs() -> Vec<PathBuf> {
+    let listed = std::env::var_os("KRB5_CONFIG")
+        .map(|v| std::env::split_paths(&v).collect::<Vec<_>>())
+        .unwrap_or_else(|| vec![PathBuf::from("/etc/krb5.conf")]);
+    listed.into_iter().filter(|p| p.is_file()).collect()
+}
+
+/// `[kerberos] realm` (and `kdc`) as a krb5.conf: revoke's settings first,
+/// so they win, then the user's files, so other realms keep working.
+pub fn krb5_conf(section: &KerberosSection, include: &[PathBuf]) -> Result<String, ConfigError> {
+    let realm = section
+        .realm
+        .as_deref()
+        .map(str::trim)
+        .filter(|r| !r.is_empty());
+    let Some(realm) = realm else {
+        return Err(invalid(
+            "[kerberos] kdc needs realm: set realm = \"CORP.EXAMPLE.COM\" in [kerberos]",
+        ));
+    };
+    let bad = |what: &str, value: &str| {
+        value.is_empty()
+            || value
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || "{}=#;\"".contains(c))
+            || value.contains(what)
+    };
+    let realm = realm.to_ascii_uppercase();
+    if bad("/", &realm) {
+        return Err(invalid(format!(
+            "[kerberos] realm {realm:?} is not a realm name (e.g. CORP.EXAMPLE.COM)"
+        )));
+    }
+    let domain = realm.to_ascii_lowercase();
+    let mut text = format!(
+        "# Written by revoke for this run ([kerberos] in its config file).\n\
+         [libdefaults]\n    default_realm = {realm}\n    dns_lookup_realm = false\n    \
+         dns_lookup_kdc = false\n    rdns = false\n\n[realms]\n    {realm} = {{\n"
+    );
+    if let Some(kdc) = section.kdc.as_deref().map(str::trim) {
+        if bad("/", kdc) {
+            return Err(invalid(format!(
+                "[kerberos] kdc {kdc:?} is not a host or host:port"
+            )));
+        }
+        text.push_str(&format!("        kdc = {kdc}\n"));
+    }
+    text.push_str(&format!(
+        "    }}\n\n[domain_realm]\n    .{domain} = {realm}\n    {domain} = {realm}\n"
+    ));
+    for path in include {
+        text.push_str(&format!("\ninclude {}\n", path.display()));
+    }
+    Ok(text)
+}
+
+/// A directory that holds revoke's krb5.conf for the run; removed on drop.
+pub struct Krb5Dir(PathBuf);
+
+impl Drop for Krb5Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// With `[kerberos]` in the config file: writes revoke's krb5.conf into a
+/// private (0700) directory and points `KRB5_CONFIG` at it, so every
+/// Kerberos call of the run (the LDAP bind, WinRM) finds the realm's KDC.
+/// The environment changes, so call it before any thread starts (`main`).
+/// A config file that cannot be read is left to the command to report.
+pub fn kerberos_environment(config_flag: Option<&Path>) -> Result<Option<Krb5Dir>, ConfigError> {
+    let Ok(Some((_, file))) = load(config_flag) else {
+        return Ok(None);
+    };
+    let section = &file.kerberos;
+    if section.realm.is_none() && section.kdc.is_none() {
+        return Ok(None);
+    }
+    let text = krb5_conf(section, &existing_krb5_configs())?;
+    let dir = std::env::temp_dir().join(format!(
+        "revoke-krb5-{}-{:x}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or_default()
+    ));
+    let mut builder = std::fs::DirBuilder::new();
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+        .create(&dir)
+        .map_err(|e| invalid(format!("[kerberos]: cannot create {}: {e}", dir.display())))?;
+    let guard = Krb5Dir(dir.clone());
+    let path = dir.join("krb5.conf");
+    std::fs::write(&path, text)
+        .map_err(|e| invalid(format!("[kerberos]: cannot write {}: {e}", path.display())))?;
+    // SAFETY: called from `main` before the runtime, the logger or anything
+    // else starts a thread, so no other thread reads the environment.
+    unsafe { std::env::set_var("KRB5_CONFIG", &path) };
+    Ok(Some(guard))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -143,6 +264,8 @@ pub fn enable_plan(
                     accept_invalid_certs: false,
                     connect_timeout: Duration::from_secs(DEFAULT_CONNECT_TIMEOUT_SECS),
                     operation_timeout: Duration::from_secs(DEFAULT_OPERATION_TIMEOUT_SECS),
+                    allow_ntlm: true,
+                    kerberos_realm: None,
                 },
             },
             f5: None,
@@ -211,6 +334,9 @@ pub struct DirectorySection {
     pub starttls: Option<bool>,
     pub ca_file: Option<PathBuf>,
     pub bind_user: Option<String>,
+    /// "simple" (a simple bind over TLS) or "kerberos" (SASL GSSAPI; on
+    /// plain ldap:// every message is sealed) [default: simple].
+    pub auth: Option<DirectoryAuthKind>,
     /// Plain LDAP, no TLS: the password crosses the network in clear text.
     pub insecure_plain_ldap: Option<bool>,
     /// Writable DCs to check after a change (host names) [default: from AD].
@@ -320,6 +446,9 @@ pub struct WinrmSection {
     pub scheme: Option<Scheme>,
     pub port: Option<u16>,
     pub auth: Option<Auth>,
+    /// May `negotiate` fall back to NTLM when no Kerberos ticket can be had
+    /// [default: true].
+    pub allow_ntlm: Option<bool>,
     pub user: Option<String>,
     pub ca_file: Option<PathBuf>,
     pub accept_invalid_certs: Option<bool>,
@@ -503,9 +632,15 @@ fn build_flush_plan(
         .ca_file
         .clone()
         .or_else(|| winrm.ca_file.as_ref().map(|p| relative_to(base_dir, p)));
+    let auth = winrm_args.auth.or(winrm.auth).unwrap_or(Auth::Negotiate);
+    // A ticket in the cache stands in for the WinRM password (credentials.rs).
+    crate::credentials::tickets_for_winrm(
+        matches!(auth, Auth::Negotiate | Auth::Kerberos),
+        auth == Auth::Kerberos,
+    );
     let connection = ClientSettings {
         scheme,
-        auth: winrm_args.auth.or(winrm.auth).unwrap_or(Auth::Negotiate),
+        auth,
         user,
         ca_file,
         accept_invalid_certs: winrm.accept_invalid_certs.unwrap_or(false),
@@ -521,6 +656,8 @@ fn build_flush_plan(
                 .unwrap_or(DEFAULT_OPERATION_TIMEOUT_SECS)
                 .max(1),
         ),
+        allow_ntlm: winrm.allow_ntlm.unwrap_or(true),
+        kerberos_realm: kerberos_realm(loaded),
     };
     connection.validate().map_err(|e| {
         invalid(
@@ -529,6 +666,20 @@ fn build_flush_plan(
                 .to_string(),
         )
     })?;
+    // Kerberos-only cannot reach a server named by its address (its SPN is
+    // HTTP/<DNS name>): say so now rather than fail every server later.
+    if connection.auth == Auth::Kerberos
+        && let Some(address) = targets
+            .iter()
+            .find(|t| t.host.parse::<std::net::IpAddr>().is_ok())
+    {
+        return Err(invalid(format!(
+            "auth = \"kerberos\" needs the servers' DNS names (the service principal is \
+             HTTP/<name>), but {} is an address: list the servers by name, or use \
+             auth = \"negotiate\"",
+            address.host
+        )));
+    }
 
     Ok(FlushPlan {
         targets,
@@ -665,12 +816,45 @@ pub fn directory_settings(
         return Ok(None);
     };
     let starttls = args.starttls || section.starttls.unwrap_or(false);
-    let plain = section.insecure_plain_ldap.unwrap_or(false);
+    let kind = args
+        .directory_auth
+        .or(section.auth)
+        .unwrap_or(DirectoryAuthKind::Simple);
+    let kerberos = kind == DirectoryAuthKind::Kerberos;
+    // Kerberos seals plain LDAP itself: no password crosses the network.
+    let plain = section.insecure_plain_ldap.unwrap_or(false) || kerberos;
     let (host, port, security) =
         DirectorySettings::parse_url(&url, starttls, plain).map_err(|e| match e {
             DirectoryError::Settings(m) => invalid(m),
             other => invalid(other.to_string()),
         })?;
+    let auth = match kind {
+        DirectoryAuthKind::Simple => DirectoryAuth::Simple,
+        DirectoryAuthKind::Kerberos => {
+            let named = |e: DirectoryError| match e {
+                DirectoryError::Settings(m) => invalid(format!("directory URL {url:?}: {m}")),
+                other => invalid(other.to_string()),
+            };
+            sasl::require_dns_name(&host).map_err(named)?;
+            if let Some(list) = &section.domain_controllers {
+                for dc in list {
+                    sasl::require_dns_name(dc.trim()).map_err(|e| match e {
+                        DirectoryError::Settings(m) => {
+                            invalid(format!("[directory] domain_controllers: {m}"))
+                        }
+                        other => invalid(other.to_string()),
+                    })?;
+                }
+            }
+            DirectoryAuth::Kerberos {
+                realm: kerberos_realm(loaded),
+            }
+        }
+    };
+    crate::credentials::tickets_for_directory(kerberos);
+    if kerberos && security == Security::Plain {
+        tracing::debug!("directory: Kerberos over plain LDAP, every message sealed");
+    }
     let bind_user = args
         .bind_user
         .clone()
@@ -711,7 +895,20 @@ pub fn directory_settings(
                 .max(1),
         ),
         global_catalog: section.global_catalog.clone(),
+        auth,
     }))
+}
+
+/// `[kerberos] realm`, upper-cased as realms are written.
+fn kerberos_realm(loaded: &Loaded) -> Option<String> {
+    loaded
+        .file
+        .kerberos
+        .realm
+        .as_deref()
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+        .map(str::to_ascii_uppercase)
 }
 
 /// A `disable` / `reset` run: the directory is required; servers may be
@@ -1118,5 +1315,74 @@ mod tests {
         let b = parse_address("ex01", 5985, None).unwrap();
         let c = parse_address("ex01:5986", 5985, None).unwrap();
         assert_eq!(dedupe(vec![a, b, c]).len(), 2);
+    }
+
+    #[test]
+    fn kerberos_section_writes_a_krb5_conf_that_wins_and_includes_the_users() {
+        let section = KerberosSection {
+            realm: Some("corp.example.com".into()),
+            kdc: Some("dc1.corp.example.com:88".into()),
+        };
+        let text = krb5_conf(&section, &[PathBuf::from("/etc/krb5.conf")]).unwrap();
+        assert!(text.contains("default_realm = CORP.EXAMPLE.COM"), "{text}");
+        assert!(text.contains("dns_lookup_kdc = false"), "{text}");
+        assert!(text.contains("kdc = dc1.corp.example.com:88"), "{text}");
+        assert!(
+            text.contains(".corp.example.com = CORP.EXAMPLE.COM"),
+            "{text}"
+        );
+        // The user's file last: the first value of a relation wins in MIT's profile.
+        assert!(
+            text.trim_end().ends_with("include /etc/krb5.conf"),
+            "{text}"
+        );
+        let no_realm = KerberosSection {
+            realm: None,
+            kdc: Some("dc1".into()),
+        };
+        assert!(
+            krb5_conf(&no_realm, &[])
+                .unwrap_err()
+                .to_string()
+                .contains("needs realm")
+        );
+        let injected = KerberosSection {
+            realm: Some("CORP\n[realms]".into()),
+            kdc: None,
+        };
+        assert!(krb5_conf(&injected, &[]).is_err());
+    }
+
+    #[test]
+    fn directory_auth_kerberos_allows_plain_ldap_by_name_only() {
+        let loaded = |text: &str| Loaded {
+            file: parse(text).unwrap(),
+            ..Loaded::default()
+        };
+        let args = DirectoryArgs::default();
+        let ok = loaded(
+            "[directory]\nurl = \"ldap://dc1.corp.example\"\nauth = \"kerberos\"\nbind_user = \"op@corp.example\"\n",
+        );
+        let settings = directory_settings(&args, &ok).unwrap().unwrap();
+        assert_eq!(settings.security, Security::Plain);
+        assert_eq!(settings.auth, DirectoryAuth::Kerberos { realm: None });
+        let ip = loaded(
+            "[directory]\nurl = \"ldap://10.0.0.1\"\nauth = \"kerberos\"\nbind_user = \"op@corp.example\"\n",
+        );
+        let error = directory_settings(&args, &ip).unwrap_err().to_string();
+        assert!(
+            error.contains("Kerberos needs the DC's DNS name"),
+            "{error}"
+        );
+        // Simple binds still refuse plain LDAP.
+        let simple = loaded(
+            "[directory]\nurl = \"ldap://dc1.corp.example\"\nbind_user = \"op@corp.example\"\n",
+        );
+        assert!(directory_settings(&args, &simple).is_err());
+        assert!(
+            parse("[directory]\nauth = \"ntlm\"\n")
+                .unwrap_err()
+                .contains("simple")
+        );
     }
 }

@@ -15,8 +15,16 @@
 //! BIG-IPs get the domain password only if `[f5] user` names that account.
 //! A reset's new password is generated, or the line of stdin after those.
 //! Never argv, never logs.
+//!
+//! Kerberos: where a part logs on with Kerberos (`[directory] auth =
+//! "kerberos"`; WinRM's `negotiate` or `kerberos`) and the ticket cache
+//! holds a ticket, that part needs no password: none is asked for and
+//! `--password-stdin` gives it no line. The directory then binds with the
+//! ticket even if a password variable is set; WinRM still takes a password
+//! from its variable (or `$REVOKE_PASSWORD`), for an NTLM fallback.
 
 use std::io::{BufRead, IsTerminal};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use revoke_core::Password;
 use revoke_core::directory::password;
@@ -80,6 +88,61 @@ pub struct MissingAccount {
     /// `revoke-op@corp.example.com (LDAP bind and WinRM)`.
     pub account: String,
     pub variables: Vec<&'static str>,
+    /// It would have used a Kerberos ticket, but the cache holds none.
+    pub no_ticket: bool,
+}
+
+/// Which parts may log on with a ticket instead of a password: set while
+/// the settings are resolved (config.rs), read when the passwords are gathered.
+static DIRECTORY_TICKETS: AtomicBool = AtomicBool::new(false);
+static WINRM_TICKETS: AtomicBool = AtomicBool::new(false);
+static WINRM_KERBEROS_ONLY: AtomicBool = AtomicBool::new(false);
+
+/// `[directory] auth = "kerberos"`.
+pub fn tickets_for_directory(on: bool) {
+    DIRECTORY_TICKETS.store(on, Ordering::Relaxed);
+}
+
+/// `[winrm] auth` is `negotiate` or `kerberos` (`only`: `kerberos`).
+pub fn tickets_for_winrm(on: bool, only: bool) {
+    WINRM_TICKETS.store(on, Ordering::Relaxed);
+    WINRM_KERBEROS_ONLY.store(only, Ordering::Relaxed);
+}
+
+/// The roles that would log on with a ticket.
+#[derive(Debug, Default, Clone, Copy)]
+struct Tickets {
+    directory: bool,
+    winrm: bool,
+    /// `auth = "kerberos"` for WinRM: a missing password is then worth a
+    /// word about kinit (with `negotiate` NTLM users would only be confused).
+    winrm_only: bool,
+    /// The cache holds a ticket.
+    available: bool,
+}
+
+impl Tickets {
+    fn wanted(self, role: Role) -> bool {
+        match role {
+            Role::Directory => self.directory,
+            Role::Winrm => self.winrm,
+            Role::F5 => false,
+        }
+    }
+
+    /// Kerberos was chosen for the role, so "no ticket" is worth saying.
+    fn chosen(self, role: Role) -> bool {
+        match role {
+            Role::Directory => self.directory,
+            Role::Winrm => self.winrm_only,
+            Role::F5 => false,
+        }
+    }
+
+    /// The role logs on with the ticket and needs no password.
+    fn covers(self, role: Role) -> bool {
+        self.available && self.wanted(role)
+    }
 }
 
 fn missing_text(missing: &[MissingAccount]) -> String {
@@ -89,17 +152,22 @@ fn missing_text(missing: &[MissingAccount]) -> String {
          on a terminal revoke asks for each)"
     );
     let set = |m: &MissingAccount| m.variables.join(" or ");
+    let kinit = |m: &MissingAccount| match m.no_ticket {
+        true => " (no Kerberos ticket to use instead: run kinit, or give the password)",
+        false => "",
+    };
     match missing {
         [one] => format!(
-            "no password for {}: set {} (or {PASSWORD_ENV}), pipe it with --password-stdin, \
+            "no password for {}{}: set {} (or {PASSWORD_ENV}), pipe it with --password-stdin, \
              or run on a terminal to be prompted; nothing was contacted or changed",
             one.account,
+            kinit(one),
             set(one)
         ),
         many => format!(
             "no password for these accounts (nothing was contacted or changed):\n{}\n{how}",
             many.iter()
-                .map(|m| format!("  - {}: set {}", m.account, set(m)))
+                .map(|m| format!("  - {}{}: set {}", m.account, kinit(m), set(m)))
                 .collect::<Vec<_>>()
                 .join("\n")
         ),
@@ -284,11 +352,25 @@ pub fn gather(
     let terminal = stdin.is_terminal();
     let mut lines = stdin.lock();
     let mut prompt = |text: &str| rpassword::prompt_password(text);
+    let mut tickets = Tickets {
+        directory: DIRECTORY_TICKETS.load(Ordering::Relaxed) && accounts.directory.is_some(),
+        winrm: WINRM_TICKETS.load(Ordering::Relaxed) && accounts.winrm.is_some(),
+        winrm_only: WINRM_KERBEROS_ONLY.load(Ordering::Relaxed) && accounts.winrm.is_some(),
+        available: false,
+    };
+    if tickets.directory || tickets.winrm {
+        // Looks in the cache only; contacts nothing.
+        match revoke_core::directory::connection::sasl::ticket_available() {
+            Ok(()) => tickets.available = true,
+            Err(why) => tracing::debug!("no Kerberos ticket to log on with: {why}"),
+        }
+    }
     let mut sources = Sources {
         environment,
         stdin: &mut lines,
         from_stdin,
         prompt: terminal.then_some(&mut prompt as &mut Prompt),
+        tickets,
     };
     resolve(accounts, &mut sources, new_password)
 }
@@ -304,6 +386,7 @@ struct Sources<'a> {
     from_stdin: bool,
     /// None: stdin is not a terminal, nobody to ask.
     prompt: Option<&'a mut Prompt<'a>>,
+    tickets: Tickets,
 }
 
 fn resolve(
@@ -312,21 +395,30 @@ fn resolve(
     new_password: Option<NewPasswordsFor>,
 ) -> Result<Secrets, CredentialError> {
     let order = accounts.order();
+    let tickets = sources.tickets;
+    // An account all of whose roles log on with the ticket needs no password.
+    let ticketed = |a: &Account| a.roles.iter().all(|r| tickets.covers(*r));
     let mut passwords: Vec<Option<Password>> = Vec::with_capacity(order.len());
     // Lines of stdin go to the accounts without their own variable, in order.
     let on_stdin: Vec<&Account> = order
         .iter()
         .filter(|a| {
-            own_variable(a, sources.environment)
-                .ok()
-                .flatten()
-                .is_none()
+            !ticketed(a)
+                && own_variable(a, sources.environment)
+                    .ok()
+                    .flatten()
+                    .is_none()
         })
         .collect();
     let mut line = 0;
     for account in &order {
         if let Some(own) = own_variable(account, sources.environment)? {
             passwords.push(Some(own.clone()));
+            continue;
+        }
+        if ticketed(account) {
+            // Only a variable may still give one (WinRM's NTLM fallback).
+            passwords.push(sources.environment.all.clone());
             continue;
         }
         if sources.from_stdin {
@@ -358,16 +450,22 @@ fn resolve(
     let missing: Vec<MissingAccount> = order
         .iter()
         .zip(&passwords)
-        .filter(|(_, p)| p.is_none())
+        .filter(|(account, p)| p.is_none() && !ticketed(account))
         .map(|(account, _)| MissingAccount {
             account: account.describe(),
             variables: account.roles.iter().map(|r| r.variable()).collect(),
+            no_ticket: account.roles.iter().any(|r| tickets.chosen(*r)),
         })
         .collect();
     if !missing.is_empty() {
         return Err(CredentialError::Missing(missing));
     }
     let password_of = |role: Role| {
+        // The directory binds with the ticket when there is one (an empty
+        // password tells the bind to use the cache).
+        if role == Role::Directory && tickets.covers(role) {
+            return Secrets::unused();
+        }
         order
             .iter()
             .zip(&passwords)
@@ -751,6 +849,7 @@ mod tests {
             stdin: &mut input,
             from_stdin,
             prompt: answers.is_some().then_some(&mut prompt as &mut Prompt),
+            tickets: Tickets::default(),
         };
         let one = ["alice".to_string()];
         let new_password = new_password.map(|source| NewPasswordsFor {
@@ -1024,6 +1123,7 @@ mod tests {
                 stdin: &mut input,
                 from_stdin: false,
                 prompt: None,
+                tickets: Tickets::default(),
             };
             let accounts_for = NewPasswordsFor {
                 source,
@@ -1079,5 +1179,51 @@ mod tests {
         assert!(dir.write("bob", &Password::new("pw-b".into())).is_err());
         assert_eq!(std::fs::read_to_string(fresh.join("bob")).unwrap(), "old");
         assert!(dir.write("../x", &Password::new("p".into())).is_err());
+    }
+
+    #[test]
+    fn a_ticket_stands_in_for_the_kerberos_parts_passwords_only() {
+        let accounts = Accounts {
+            directory: Some("op@lab"),
+            winrm: Some("LAB\\svc"),
+            f5: Some("f5admin"),
+        };
+        let environment = env(None, Some("dir-pw"), None, None);
+        let run = |tickets: Tickets, stdin: Option<&str>| {
+            let mut input = std::io::Cursor::new(stdin.unwrap_or_default().as_bytes().to_vec());
+            let mut sources = Sources {
+                environment: &environment,
+                stdin: &mut input,
+                from_stdin: stdin.is_some(),
+                prompt: None,
+                tickets,
+            };
+            resolve(&accounts, &mut sources, None)
+        };
+        let with = Tickets {
+            directory: true,
+            winrm: true,
+            winrm_only: false,
+            available: true,
+        };
+        // Only the BIG-IP's account takes a line; the directory binds with
+        // the ticket though its variable is set; WinRM has no password.
+        let secrets = run(with, Some("f5-pw\n")).unwrap();
+        assert!(secrets.operator.is_empty());
+        assert!(secrets.winrm.is_empty());
+        assert_eq!(secrets.f5.expose(), "f5-pw");
+        // No ticket in the cache: the passwords are needed as before (the
+        // directory's from its variable). WinRM's negotiate is NTLM to many:
+        // no word about kinit for it (the directory's: kerberos_ldap.rs).
+        let none = Tickets {
+            available: false,
+            ..with
+        };
+        let error = run(none, None).unwrap_err().to_string();
+        assert!(error.contains("LAB\\svc (WinRM): set"), "{error}");
+        assert!(!error.contains("kinit"), "{error}");
+        let secrets = run(none, Some("winrm-pw\nf5-pw\n")).unwrap();
+        assert_eq!(secrets.operator.expose(), "dir-pw");
+        assert_eq!(secrets.winrm.expose(), "winrm-pw");
     }
 }

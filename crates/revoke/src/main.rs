@@ -36,6 +36,18 @@ fn main() -> std::process::ExitCode {
             .into();
         }
     };
+    // `[kerberos]` points KRB5_CONFIG at revoke's own krb5.conf: an
+    // environment change, so here, while revoke is still one thread.
+    let _krb5_dir = match cli.command.kerberos_config() {
+        Some(flag) => match config::kerberos_environment(flag) {
+            Ok(dir) => dir,
+            Err(error) => {
+                eprintln!("error: {error}");
+                return Exit::NothingAttempted.into();
+            }
+        },
+        None => None,
+    };
     init_logging(cli.verbose);
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     let ended = runtime.block_on(async {

@@ -1,5 +1,9 @@
 //! One bound LDAP connection to one domain controller: LDAPS by default,
-//! StartTLS on 389, plain LDAP only when explicitly (and loudly) allowed.
+//! StartTLS on 389, plain LDAP only when explicitly (and loudly) allowed,
+//! or sealed by Kerberos (`auth = "kerberos"`: [`sasl`]).
+
+#[path = "sasl.rs"]
+pub mod sasl;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -19,6 +23,20 @@ pub enum Security {
     StartTls,
     /// No encryption at all: the password crosses the wire in clear text.
     Plain,
+}
+
+/// How revoke proves who it is to the DCs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum DirectoryAuth {
+    /// A simple bind with `bind_user`'s password (TLS required).
+    #[default]
+    Simple,
+    /// SASL GSSAPI: the ticket cache, or `bind_user`'s password for a
+    /// ticket; on plain LDAP every message is sealed with the Kerberos key.
+    Kerberos {
+        /// `[kerberos] realm`, for the principal when logging on with a password.
+        realm: Option<String>,
+    },
 }
 
 /// Where and how to reach the directory, and as whom.
@@ -41,6 +59,9 @@ pub struct DirectorySettings {
     /// LDAPS, or on 3268 with StartTLS]. Used only in a forest of several
     /// domains (docs/directory.md, "Forests with several domains").
     pub global_catalog: Option<String>,
+    /// Simple bind or Kerberos, for every connection (writable DC, the
+    /// gate's DCs, the Global Catalog).
+    pub auth: DirectoryAuth,
 }
 
 impl DirectorySettings {
@@ -85,7 +106,7 @@ impl DirectorySettings {
     }
 
     /// The URL of a given DC, reached the same way as the configured one.
-    fn url_for(&self, host: &str) -> String {
+    pub(crate) fn url_for(&self, host: &str) -> String {
         let scheme = if self.security == Security::Ldaps {
             "ldaps"
         } else {
@@ -221,6 +242,8 @@ pub struct Connection {
     /// The host as we dialled it.
     pub host: String,
     pub root_dse: RootDse,
+    /// With Kerberos: the principal the DC authenticated (`sam@REALM`).
+    pub kerberos_principal: Option<String>,
     /// The forest root domain's objectSid, when it was read elsewhere (a
     /// child domain's DC refers the root's naming context head to its DCs).
     pub forest_root_sid: Option<String>,
@@ -233,7 +256,7 @@ impl Connection {
         settings: &DirectorySettings,
         password: &Password,
     ) -> Result<Self, DirectoryError> {
-        if settings.security == Security::Plain {
+        if settings.security == Security::Plain && settings.auth == DirectoryAuth::Simple {
             tracing::warn!(
                 "insecure_plain_ldap = true: the operator's password goes to {} in clear text",
                 settings.url()
@@ -249,6 +272,29 @@ impl Connection {
         password: &Password,
         host: &str,
     ) -> Result<Self, DirectoryError> {
+        if let DirectoryAuth::Kerberos { .. } = settings.auth {
+            let bound = sasl::open(settings, password, host).await?;
+            tracing::debug!(
+                "bound to {} with Kerberos as {} ({})",
+                host,
+                bound.principal,
+                if settings.security == Security::Plain {
+                    "every message sealed"
+                } else {
+                    "inside TLS"
+                }
+            );
+            let mut connection = Connection {
+                ldap: bound.ldap,
+                host: host.to_string(),
+                root_dse: RootDse::default(),
+                kerberos_principal: Some(bound.principal),
+                forest_root_sid: None,
+                timeout: settings.operation_timeout,
+            };
+            connection.root_dse = connection.read_root_dse().await?;
+            return Ok(connection);
+        }
         let url = settings.url_for(host);
         let mut ldap_settings = LdapConnSettings::new()
             .set_conn_timeout(settings.operation_timeout)
@@ -278,6 +324,7 @@ impl Connection {
             ldap,
             host: host.to_string(),
             root_dse: RootDse::default(),
+            kerberos_principal: None,
             forest_root_sid: None,
             timeout: settings.operation_timeout,
         };
@@ -414,7 +461,11 @@ impl Connection {
 
     /// LDAP "Who am I?" (RFC 4532): the identity this connection is bound
     /// as, `u:DOMAIN\sam` or `dn:<DN>` as the DC words it. None when the DC
-    /// does not implement the operation (Samba: docs/windows-behaviour.md §7.7).
+    /// does not implement the operation (Samba: docs/windows-behaviour.md §7.7)
+    /// and the bind was simple; after a Kerberos bind the DC's silence is
+    /// answered with the principal the ticket named, `u:REALM\sam` (a
+    /// principal's name part is the account's sAMAccountName and its realm
+    /// the domain's DNS name), never with the configured bind_user.
     pub async fn who_am_i(&mut self) -> Result<Option<String>, DirectoryError> {
         use ldap3::exop::{WhoAmI, WhoAmIResp};
         let what = "asking \"Who am I?\" (RFC 4532)";
@@ -434,7 +485,10 @@ impl Connection {
                     self.host,
                     describe_result(result.rc, &result.text)
                 );
-                Ok(None)
+                Ok(self
+                    .kerberos_principal
+                    .as_deref()
+                    .and_then(principal_authz_id))
             }
             rc => Err(DirectoryError::Operation {
                 what: what.into(),
@@ -534,6 +588,14 @@ impl Connection {
     }
 }
 
+/// `sam@REALM` as a Who-am-I answer, `u:REALM\sam`, which the operator
+/// lookup resolves by sAMAccountName in the domain whose DNS name is REALM.
+fn principal_authz_id(principal: &str) -> Option<String> {
+    let (sam, realm) = principal.rsplit_once('@')?;
+    (!sam.is_empty() && !realm.is_empty() && !sam.contains('/'))
+        .then(|| format!("u:{realm}\\{sam}"))
+}
+
 /// First value of an attribute (attribute names are case-insensitive).
 pub fn first(attrs: &HashMap<String, Vec<String>>, name: &str) -> Option<String> {
     attrs
@@ -554,6 +616,16 @@ pub fn all(attrs: &HashMap<String, Vec<String>>, name: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_kerberos_principal_is_named_like_who_am_i() {
+        assert_eq!(
+            principal_authz_id("op@LAB.EXAMPLE.TEST").as_deref(),
+            Some("u:LAB.EXAMPLE.TEST\\op")
+        );
+        assert_eq!(principal_authz_id("host/dc1@LAB"), None);
+        assert_eq!(principal_authz_id("op"), None);
+    }
 
     #[test]
     fn references_name_their_naming_context() {
@@ -580,6 +652,7 @@ mod tests {
             domain_controllers: None,
             operation_timeout: Duration::from_secs(5),
             global_catalog: global_catalog.map(str::to_string),
+            auth: DirectoryAuth::Simple,
         }
     }
 

@@ -94,6 +94,9 @@ pub struct DirectoryReport {
 pub struct ServerReport {
     pub host: String,
     pub computer: Option<String>,
+    /// What authenticated revoke to the server: "kerberos", "ntlm", "basic";
+    /// null if it was never reached.
+    pub auth: Option<revoke_winrm::Mechanism>,
     /// 1-based wave (iisreset); null for recycle.
     pub wave: Option<usize>,
     pub status: ServerStatus,
@@ -521,6 +524,7 @@ impl Reporter for ReportBuilder {
                     .map(|host| ServerReport {
                         host: host.clone(),
                         computer: None,
+                        auth: None,
                         wave: wave_of(host),
                         // Until the server finishes; see finish().
                         status: ServerStatus::Interrupted,
@@ -625,6 +629,7 @@ impl Reporter for ReportBuilder {
                     s.attempts = outcome.attempts;
                     s.error = outcome.error.clone();
                     s.computer = outcome.computer.clone();
+                    s.auth = outcome.auth;
                     s.old_workers_exited_at = outcome.old_workers_exited_at;
                 }
             }

@@ -17,8 +17,9 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, WWW_AUTHENTICATE};
 use hyper::{Request, Response, StatusCode};
-use revoke_winrm::ntlm::{ServerContext, SessionSecurity};
-use revoke_winrm::sealing;
+use revoke_winrm::kerberos::KerberosSeal;
+use revoke_winrm::ntlm::ServerContext;
+use revoke_winrm::sealing::{self, Sealer};
 
 use super::super::envelope::WsmanFault;
 use super::hostile::{self, Twist};
@@ -29,10 +30,12 @@ pub(super) enum ConnAuth {
     None,
     /// NEGOTIATE answered with a CHALLENGE; waiting for AUTHENTICATE.
     Challenged(Box<ServerContext>),
-    /// NTLM done: who, and the keys that seal this connection's messages.
+    /// Kerberos (SPNEGO) needs another leg: the acceptor so far.
+    KerberosPending(Box<revoke_gss::Acceptor>),
+    /// NTLM or Kerberos done: who, and what seals this connection's messages.
     Authenticated {
         user: String,
-        security: Box<SessionSecurity>,
+        security: Box<Sealer>,
     },
 }
 
@@ -67,6 +70,8 @@ pub(super) enum Credentials {
     Basic(String, String),
     /// Scheme as sent ("Negotiate" or "NTLM") and the raw NTLMSSP token.
     Ntlm(String, Vec<u8>),
+    /// A `Negotiate` token that is not raw NTLMSSP: SPNEGO (Kerberos).
+    Spnego(Vec<u8>),
     Unusable,
 }
 
@@ -89,8 +94,9 @@ pub(super) fn credentials(req: &Request<Incoming>) -> Credentials {
         };
     }
     if scheme.eq_ignore_ascii_case("Negotiate") || scheme.eq_ignore_ascii_case("NTLM") {
-        // Raw NTLMSSP only; SPNEGO-wrapped tokens (Kerberos clients) are not
-        // understood by the lab.
+        if scheme.eq_ignore_ascii_case("Negotiate") && !raw.starts_with(b"NTLMSSP\0") {
+            return Credentials::Spnego(raw);
+        }
         if raw.starts_with(b"NTLMSSP\0") && raw.len() >= 12 {
             let scheme = if scheme.eq_ignore_ascii_case("NTLM") {
                 "NTLM"
@@ -116,6 +122,7 @@ pub(super) fn describe(credentials: &Credentials) -> Option<String> {
             };
             Some(format!("{scheme} {leg}"))
         }
+        Credentials::Spnego(_) => Some("Negotiate Kerberos".into()),
         Credentials::Unusable => Some("unusable".into()),
     }
 }
@@ -150,6 +157,8 @@ pub(super) async fn answer(
             let user = shared.accounts.canonical();
             soap_response(shared.shells.handle(body, &user).await)
         }
+        Credentials::Ntlm(..) if !shared.ntlm => unauthorized(conn.listener),
+        Credentials::Spnego(token) => kerberos_leg(conn, &token, body, sealed).await,
         Credentials::Ntlm(scheme, token) => {
             let msg_type = u32::from_le_bytes([token[8], token[9], token[10], token[11]]);
             match msg_type {
@@ -214,9 +223,79 @@ fn accept_authenticate(conn: &Conn, token: &[u8]) -> bool {
     };
     *auth = ConnAuth::Authenticated {
         user: accounts.canonical(),
-        security: Box::new(security),
+        security: Box::new(Sealer::Ntlm(Box::new(security))),
     };
     true
+}
+
+/// One leg of Kerberos inside Negotiate, with the keys of the lab's keytab
+/// (MIT's acceptor finds the key of whichever `HTTP/<name>` the ticket is
+/// for). The final answer carries the AP-REP that lets the client check
+/// this server holds that key.
+async fn kerberos_leg(
+    conn: &Conn,
+    token: &[u8],
+    body: &[u8],
+    sealed: bool,
+) -> Response<Full<Bytes>> {
+    let shared = &conn.shared;
+    if !shared.kerberos {
+        return unauthorized(conn.listener);
+    }
+    let mut acceptor = {
+        let mut auth = conn.auth.lock().expect("conn auth poisoned");
+        match std::mem::replace(&mut *auth, ConnAuth::None) {
+            ConnAuth::KerberosPending(acceptor) => acceptor,
+            _ => Box::new(revoke_gss::Acceptor::new()),
+        }
+    };
+    let reply = match acceptor.step(token) {
+        Ok(reply) => reply,
+        Err(e) => {
+            eprintln!("lab: Kerberos logon refused: {e}");
+            return unauthorized(conn.listener);
+        }
+    };
+    let header = reply.map(|t| format!("Negotiate {}", B64.encode(t)));
+    if !acceptor.is_established() {
+        let r = unauthorized_with(header.as_deref());
+        *conn.auth.lock().expect("conn auth poisoned") = ConnAuth::KerberosPending(acceptor);
+        return r;
+    }
+    let user = acceptor
+        .peer()
+        .and_then(|principal| shared.accounts.kerberos_user(principal));
+    let Some(user) = user else {
+        eprintln!(
+            "lab: Kerberos principal {} is not this server's administrator",
+            acceptor.peer().unwrap_or("?")
+        );
+        return unauthorized(conn.listener);
+    };
+    let context = match acceptor.finish() {
+        Ok(context) => context,
+        Err(_) => return unauthorized(conn.listener),
+    };
+    *conn.auth.lock().expect("conn auth poisoned") = ConnAuth::Authenticated {
+        user,
+        security: Box::new(Sealer::Kerberos(KerberosSeal::new(context))),
+    };
+    let mut r = authenticated_body(conn, body, sealed).await;
+    let header = header.filter(|_| !shared.withhold_ap_rep);
+    if let Some(value) = header.and_then(|h| HeaderValue::from_str(&h).ok()) {
+        r.headers_mut().insert(WWW_AUTHENTICATE, value);
+    }
+    r
+}
+
+/// 401 carrying a continuation token (or just `Negotiate`).
+fn unauthorized_with(header: Option<&str>) -> Response<Full<Bytes>> {
+    let mut r = empty(StatusCode::UNAUTHORIZED);
+    let value = header.unwrap_or("Negotiate");
+    if let Ok(v) = HeaderValue::from_str(value) {
+        r.headers_mut().insert(WWW_AUTHENTICATE, v);
+    }
+    r
 }
 
 /// A request on an NTLM-authenticated connection.
@@ -232,7 +311,7 @@ async fn authenticated_body(conn: &Conn, body: &[u8], sealed: bool) -> Response<
             return unauthorized(conn.listener);
         };
         let soap = if sealed {
-            match sealing::unseal_body(security, body) {
+            match sealing::unseal_body(security.as_mut(), body) {
                 Ok(s) => s,
                 Err(_) => return empty(StatusCode::BAD_REQUEST),
             }
@@ -275,7 +354,13 @@ async fn authenticated_body(conn: &Conn, body: &[u8], sealed: bool) -> Response<
     let ConnAuth::Authenticated { security, .. } = &mut *auth else {
         return unauthorized(conn.listener);
     };
-    let mut framed = sealing::seal_body(security, reply.xml.as_bytes());
+    let Ok(mut framed) = sealing::seal_body_with(
+        security.as_mut(),
+        reply.xml.as_bytes(),
+        sealing::Framing::Windows,
+    ) else {
+        return empty(StatusCode::INTERNAL_SERVER_ERROR);
+    };
     if twist == Twist::BadSignature {
         hostile::break_signature(&mut framed);
     }

@@ -43,6 +43,10 @@ pub struct ServerSpec {
     pub name: String,
     pub accounts: Accounts,
     pub latency: Duration,
+    /// Accepts Kerberos (the process has a keytab).
+    pub kerberos: bool,
+    /// Accepts NTLM.
+    pub ntlm: bool,
     pub faults: ServerFaults,
     pub iis: IisSim,
     pub log: CommandLog,
@@ -57,6 +61,10 @@ struct Shared {
     requests: RequestLog,
     /// The hostile-answer faults, each given once per server.
     hostile: hostile::Hostile,
+    kerberos: bool,
+    ntlm: bool,
+    /// The WithholdApRep fault.
+    withhold_ap_rep: bool,
 }
 
 /// Which listener a connection came in on.
@@ -137,6 +145,9 @@ impl Runtime {
             ),
             requests: spec.requests,
             hostile: hostile::Hostile::new(&spec.faults),
+            kerberos: spec.kerberos,
+            ntlm: spec.ntlm,
+            withhold_ap_rep: spec.faults.withhold_ap_rep,
         });
         let never_answer = spec.faults.never_answer;
         self.tasks.push(tokio::spawn(accept_loop(

@@ -20,12 +20,18 @@ use super::crypto::md5;
 /// The certificate hash follows RFC 5929 4.1: the certificate's signature
 /// hash, with MD5 and SHA-1 (and anything unrecognised) upgraded to SHA-256.
 pub fn channel_bindings_hash(server_cert_der: &[u8]) -> [u8; 16] {
+    channel_bindings_hash_from_cert_hash(&certificate_hash(server_cert_der))
+}
+
+/// The RFC 5929 `tls-server-end-point` hash of a certificate (DER): what
+/// Kerberos puts after `tls-server-end-point:` in its channel bindings.
+pub fn certificate_hash(server_cert_der: &[u8]) -> Vec<u8> {
     let algorithm = match cert_signature_hash(server_cert_der) {
         CertHash::Sha256 => &digest::SHA256,
         CertHash::Sha384 => &digest::SHA384,
         CertHash::Sha512 => &digest::SHA512,
     };
-    channel_bindings_hash_from_cert_hash(digest::digest(algorithm, server_cert_der).as_ref())
+    digest::digest(algorithm, server_cert_der).as_ref().to_vec()
 }
 
 /// MD5 of the gss_channel_bindings_struct for an already computed

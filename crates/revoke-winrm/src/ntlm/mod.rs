@@ -29,7 +29,9 @@ use thiserror::Error;
 
 #[cfg(feature = "acceptor")]
 pub use acceptor::{AuthenticatedUser, ServerContext, ServerIdentity};
-pub use channel_binding::{channel_bindings_hash, channel_bindings_hash_from_cert_hash};
+pub use channel_binding::{
+    certificate_hash, channel_bindings_hash, channel_bindings_hash_from_cert_hash,
+};
 pub use client::ClientContext;
 pub use crypto::nt_hash;
 pub use session::{SessionSecurity, Side};

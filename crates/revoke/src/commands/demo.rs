@@ -177,6 +177,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<Ended> {
             domain_controllers: None,
             operation_timeout: Duration::from_secs(15),
             global_catalog: None,
+            auth: Default::default(),
         },
         replication_timeout: Some(Duration::from_secs(60)),
         direct_write: Default::default(),
@@ -275,12 +276,15 @@ fn flush_plan(lab: &Lab) -> FlushPlan {
         dry_run: false,
         connection: ClientSettings {
             scheme: Scheme::Http,
-            auth: Auth::Negotiate,
+            // The lab's servers are addresses, not Kerberos names.
+            auth: Auth::Ntlm,
             user: "LAB\\revoke-op".into(),
             ca_file: None,
             accept_invalid_certs: false,
             connect_timeout: Duration::from_secs(5),
             operation_timeout: Duration::from_secs(20),
+            allow_ntlm: true,
+            kerberos_realm: None,
         },
     }
 }

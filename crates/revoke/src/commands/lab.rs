@@ -22,6 +22,18 @@ pub async fn run(args: LabArgs) -> anyhow::Result<Ended> {
         return estate(args).await;
     }
     let config = config_from(&args)?;
+    let kerberos = config.keytab.as_ref().map(|keytab| {
+        format!(
+            "Kerberos: tickets for HTTP/exNN.{} (keys from {}){}",
+            config.dns_domain,
+            keytab.display(),
+            if config.allow_ntlm {
+                ""
+            } else {
+                "; NTLM refused"
+            }
+        )
+    });
     let transport = args.transport;
     let password = config.admin_password.clone();
     let user = format!("{}\\{}", config.netbios_domain, config.admin_user);
@@ -30,6 +42,9 @@ pub async fn run(args: LabArgs) -> anyhow::Result<Ended> {
     print_servers(&lab);
     println!();
     println!("Accepts: user {user}  password {password}  (lab credentials, not a secret)");
+    if let Some(kerberos) = kerberos {
+        println!("{kerberos}");
+    }
     if let Some(fe) = lab.config_front_end() {
         print_front_end(&lab, fe);
     }
@@ -278,6 +293,16 @@ fn config_from(args: &LabArgs) -> anyhow::Result<LabConfig> {
     }
     if let Some(ms) = args.recycle_ms {
         config.recycle_time = Duration::from_millis(ms);
+    }
+    if let Some(keytab) = &args.keytab {
+        config.keytab = Some(keytab.clone());
+    }
+    if let Some(suffix) = &args.host_suffix {
+        config.dns_domain = suffix.trim_start_matches('.').to_lowercase();
+        config.named_servers = true;
+    }
+    if args.refuse_ntlm {
+        config.allow_ntlm = false;
     }
     if let Some(ca) = &args.directory_ca {
         let pem = std::fs::read_to_string(ca)

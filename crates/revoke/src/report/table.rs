@@ -764,18 +764,21 @@ fn servers_block(out: &mut String, report: &RunReport, detail: bool) {
         .flat_map(|s| s.actions.iter().map(pool_label))
         .collect();
     let pool_width = column_width("POOL", labels.iter().map(String::as_str));
+    let auth_of = |s: &ServerReport| s.auth.map_or("-", |m| m.name());
+    let auth_width = column_width("AUTH", report.servers.iter().map(auth_of));
     let _ = writeln!(
         out,
-        "{:host_width$}  {:11}  {:>8}  {:computer_width$}  RESULT",
-        "SERVER", "STATUS", "TIME", "COMPUTER"
+        "{:host_width$}  {:11}  {:>8}  {:computer_width$}  {:auth_width$}  RESULT",
+        "SERVER", "STATUS", "TIME", "COMPUTER", "AUTH"
     );
     for server in &report.servers {
         let line = format!(
-            "{:host_width$}  {:11}  {:>8}  {:computer_width$}  {}",
+            "{:host_width$}  {:11}  {:>8}  {:computer_width$}  {:auth_width$}  {}",
             server.host,
             server.status.to_string(),
             format!("{:.1} s", server.duration_ms as f64 / 1000.0),
             server.computer.as_deref().unwrap_or("-"),
+            auth_of(server),
             server_result(server),
         );
         let _ = writeln!(out, "{}", line.trim_end());
@@ -954,6 +957,7 @@ mod tests {
             ServerReport {
                 host: "ex01.corp.example.com".into(),
                 computer: Some("EX01".into()),
+                auth: Some(revoke_winrm::Mechanism::Kerberos),
                 wave: None,
                 status: ServerStatus::Ok,
                 duration_ms: 1834,
@@ -987,6 +991,7 @@ mod tests {
             ServerReport {
                 host: "ex02.corp.example.com".into(),
                 computer: Some("EX02".into()),
+                auth: Some(revoke_winrm::Mechanism::Ntlm),
                 wave: None,
                 status: ServerStatus::Partial,
                 duration_ms: 2210,
@@ -1022,6 +1027,7 @@ mod tests {
             ServerReport {
                 host: "ex03.corp.example.com".into(),
                 computer: None,
+                auth: None,
                 wave: None,
                 status: ServerStatus::Unreachable,
                 duration_ms: 3,
@@ -1039,6 +1045,7 @@ mod tests {
         ServerReport {
             host: format!("ex{i:02}.corp.example.com"),
             computer: Some(format!("EX{i:02}")),
+            auth: Some(revoke_winrm::Mechanism::Kerberos),
             wave: None,
             status: ServerStatus::Ok,
             duration_ms: 1400 + u64::from(i * 137 % 900),
@@ -1103,6 +1110,7 @@ mod tests {
         // ex09: nothing listens.
         servers[8] = ServerReport {
             computer: None,
+            auth: None,
             status: ServerStatus::Unreachable,
             duration_ms: 3,
             error: Some("connection refused (nothing listens on port 5985)".into()),
@@ -1113,6 +1121,7 @@ mod tests {
         // ex12: the operator's account is refused.
         servers[11] = ServerReport {
             computer: None,
+            auth: None,
             status: ServerStatus::Failed,
             duration_ms: 212,
             error: Some("authentication refused (HTTP 401)".into()),
@@ -1442,6 +1451,7 @@ mod tests {
         }
         report.servers[2] = ServerReport {
             computer: None,
+            auth: None,
             status: ServerStatus::Unreachable,
             duration_ms: 3,
             error: Some("connection refused (nothing listens on port 5985)".into()),

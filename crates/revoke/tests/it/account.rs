@@ -182,6 +182,7 @@ async fn a_concurrent_change_is_not_overwritten_and_other_bits_are_kept() {
         domain_controllers: None,
         operation_timeout: Duration::from_secs(15),
         global_catalog: None,
+        auth: Default::default(),
     };
     let password = revoke_core::Password::new(d.operator_password().into());
     let mut conn = Connection::open(&settings, &password)

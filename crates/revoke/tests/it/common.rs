@@ -1,10 +1,10 @@
 //! Helpers shared by the integration tests: start a lab, write its
 //! revoke.toml, run the real `revoke` binary against it, read what it said.
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::Arc;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use revoke_core::iis::{self, EXCHANGE_POOLS, LEGACY_POOL};
@@ -179,6 +179,12 @@ impl Revoke {
             .env("XDG_CONFIG_HOME", home.path().join("config"))
             // The default journal goes into the temporary home too.
             .env("XDG_STATE_HOME", home.path().join("state"))
+            // No Kerberos ticket unless a test gives one: a `kinit` on the
+            // test machine must not change what a run does.
+            .env(
+                "KRB5CCNAME",
+                format!("FILE:{}", home.path().join("no-ticket").display()),
+            )
             .stdin(if self.stdin.is_some() {
                 Stdio::piped()
             } else {
@@ -554,4 +560,90 @@ pub fn free_port_block(count: u16) -> u16 {
         }
     }
     panic!("no {count} consecutive free ports on 127.0.0.1 between 20000 and 32767");
+}
+
+/// `revoke lab ...` running in the background; interrupted (Ctrl-C) and
+/// waited for when dropped.
+pub struct LabProcess {
+    child: Child,
+    stdout: Arc<Mutex<String>>,
+    _home: tempfile::TempDir,
+}
+
+impl LabProcess {
+    pub fn start(args: &[&str]) -> Self {
+        Self::start_with_env(args, &[])
+    }
+
+    /// [`LabProcess::start`] with more environment (e.g. `KRB5_CONFIG`).
+    pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Self {
+        let home = tempfile::tempdir().unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_revoke"))
+            .args(args)
+            .env_remove("REVOKE_PASSWORD")
+            .env_remove("REVOKE_CONFIG")
+            .env("HOME", home.path())
+            .env("XDG_CONFIG_HOME", home.path().join("config"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .envs(env.iter().copied())
+            .spawn()
+            .expect("start revoke lab");
+        let stdout = Arc::new(Mutex::new(String::new()));
+        let pipe = child.stdout.take().unwrap();
+        let into = stdout.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                let mut text = into.lock().unwrap();
+                text.push_str(&line);
+                text.push('\n');
+            }
+        });
+        LabProcess {
+            child,
+            stdout,
+            _home: home,
+        }
+    }
+
+    pub fn stdout(&self) -> String {
+        self.stdout.lock().unwrap().clone()
+    }
+
+    /// Waits until the lab says it runs (its last line), or fails saying why.
+    pub async fn wait_running(&mut self) {
+        let started = Instant::now();
+        while !self.stdout().contains("Running until Ctrl-C.") {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!(
+                    "revoke lab ended ({status}) before it ran:\n{}",
+                    self.stdout()
+                );
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "revoke lab did not start within 60 s:\n{}",
+                self.stdout()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for LabProcess {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

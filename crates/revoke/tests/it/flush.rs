@@ -593,6 +593,7 @@ fn check_schema(report: &Value) {
             &[
                 "host",
                 "computer",
+                "auth",
                 "wave",
                 "status",
                 "duration_ms",
@@ -1555,7 +1556,8 @@ async fn unsafe_or_unsupported_transport_settings_are_usage_errors() {
     let lab = TestLab::start(fast_lab(1)).await;
     for (args, says) in [
         (&["--auth", "basic"][..], "clear text"),
-        (&["--auth", "kerberos"][..], "Kerberos"),
+        // Kerberos-only with servers named by address (the lab's).
+        (&["--auth", "kerberos"][..], "needs the servers' DNS names"),
         (&["--timeout", "0"][..], "--timeout"),
         (&["--parallel", "0"][..], "--parallel"),
     ] {

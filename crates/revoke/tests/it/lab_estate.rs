@@ -4,96 +4,14 @@
 //! embedded directory, so it is known to speak LDAP to a client that is not
 //! revoke's.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use revoke_lab::LAB_DEFAULT_PASSWORD;
 use revoke_lab::directory::{DcConfig, Directory, DirectoryConfig, SeedExchangeServer, SeedUser};
 
-use crate::common::{Revoke, tls_trusting};
-
-/// `revoke lab ...` running in the background; interrupted (Ctrl-C) and
-/// waited for when dropped.
-struct LabProcess {
-    child: Child,
-    stdout: Arc<Mutex<String>>,
-    _home: tempfile::TempDir,
-}
-
-impl LabProcess {
-    fn start(args: &[&str]) -> Self {
-        let home = tempfile::tempdir().unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_revoke"))
-            .args(args)
-            .env_remove("REVOKE_PASSWORD")
-            .env_remove("REVOKE_CONFIG")
-            .env("HOME", home.path())
-            .env("XDG_CONFIG_HOME", home.path().join("config"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start revoke lab");
-        let stdout = Arc::new(Mutex::new(String::new()));
-        let pipe = child.stdout.take().unwrap();
-        let into = stdout.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                let mut text = into.lock().unwrap();
-                text.push_str(&line);
-                text.push('\n');
-            }
-        });
-        LabProcess {
-            child,
-            stdout,
-            _home: home,
-        }
-    }
-
-    fn stdout(&self) -> String {
-        self.stdout.lock().unwrap().clone()
-    }
-
-    /// Waits until the lab says it runs (its last line), or fails saying why.
-    async fn wait_running(&mut self) {
-        let started = Instant::now();
-        while !self.stdout().contains("Running until Ctrl-C.") {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                panic!(
-                    "revoke lab ended ({status}) before it ran:\n{}",
-                    self.stdout()
-                );
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(60),
-                "revoke lab did not start within 60 s:\n{}",
-                self.stdout()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
-
-impl Drop for LabProcess {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-INT", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use crate::common::{LabProcess, Revoke, tls_trusting};
 
 /// The `(APM virtual server ...)` URL the lab printed: alice's phone.
 fn phone_url(stdout: &str) -> String {

@@ -12,6 +12,8 @@ mod forest;
 mod generated;
 mod hostile;
 mod journal;
+mod kerberos;
+mod kerberos_ldap;
 mod lab_estate;
 mod lab_fidelity;
 mod messages;

@@ -53,7 +53,10 @@ pub fn domain() -> &'static Domain {
 /// uses the same rule.
 fn domain_dir() -> PathBuf {
     // Relative paths are taken from the workspace root, as cargo does.
+    // Canonical, as scripts/samba-ad.sh makes it: paths it writes into the
+    // domain's env file are compared with this one.
     let root = crate::common::workspace_root();
+    let root = root.canonicalize().unwrap_or(root);
     if let Some(dir) = std::env::var_os("REVOKE_TEST_SAMBA_DIR") {
         return root.join(dir);
     }
@@ -366,6 +369,107 @@ impl Domain {
     /// CN=<name>,CN=Builtin,<base>, e.g. "Replicator".
     pub fn builtin_group_dn(&self, name: &str) -> String {
         format!("CN={name},CN=Builtin,{}", self.base_dn())
+    }
+
+    // ------------------------------------------------------------ Kerberos
+    // Samba only: its KDC (DC1, 127.0.0.1:88) issues the tickets; the
+    // embedded directory has no KDC, and these panic there.
+
+    /// Does this domain have a KDC (Samba does, the embedded directory not)?
+    pub fn has_kerberos(&self) -> bool {
+        matches!(self.backend, DomainBackend::Samba)
+    }
+
+    fn kerberos_var(&self, key: &str) -> &str {
+        assert!(
+            self.has_kerberos(),
+            "the embedded directory has no KDC: Kerberos tests run against the Samba domain \
+             (samba::domain())"
+        );
+        self.var(key)
+    }
+
+    /// "LAB.EXAMPLE.TEST"
+    pub fn realm(&self) -> &str {
+        self.kerberos_var("SAMBA_REALM")
+    }
+
+    /// DIR/krb5.conf: the realm with DC1 as its KDC, no DNS lookups, no
+    /// hostname canonicalisation. Give it to clients as `KRB5_CONFIG`.
+    pub fn krb5_conf(&self) -> PathBuf {
+        PathBuf::from(self.kerberos_var("SAMBA_KRB5_CONF"))
+    }
+
+    /// DIR/lab.keytab (0600): the keys of HTTP/ex01..ex16.lab.example.test
+    /// (account `exsvc`, AES), as the KDC has them.
+    pub fn lab_keytab(&self) -> PathBuf {
+        PathBuf::from(self.kerberos_var("SAMBA_LAB_KEYTAB"))
+    }
+
+    /// DIR/wrong.keytab (0600): the same principals, kvnos and enctypes with
+    /// random keys; an acceptor using it cannot decrypt the tickets.
+    pub fn wrong_keytab(&self) -> PathBuf {
+        PathBuf::from(self.kerberos_var("SAMBA_WRONG_KEYTAB"))
+    }
+
+    /// How many lab host names have an SPN and a /etc/hosts line (16).
+    pub fn kerberos_hosts(&self) -> u8 {
+        self.kerberos_var("SAMBA_KRB_HOSTS")
+            .parse()
+            .expect("SAMBA_KRB_HOSTS")
+    }
+
+    /// "ex01.lab.example.test" for `n` = 1 (1 ..= kerberos_hosts()):
+    /// resolves to 127.0.0.1 and has the SPN HTTP/<it>.
+    pub fn kerberos_host(&self, n: u8) -> String {
+        assert!(
+            (1..=self.kerberos_hosts()).contains(&n),
+            "no lab host ex{n:02}"
+        );
+        format!("ex{n:02}.{}", self.dns_domain())
+    }
+
+    /// "HTTP/ex01.lab.example.test@LAB.EXAMPLE.TEST" for `n` = 1.
+    pub fn http_principal(&self, n: u8) -> String {
+        format!("HTTP/{}@{}", self.kerberos_host(n), self.realm())
+    }
+
+    /// `kinit principal` against the domain's KDC into the FILE ccache at
+    /// `ccache` (created or replaced). The password goes to kinit's stdin,
+    /// never its argv; Err holds kinit's message (e.g. "Password incorrect
+    /// while getting initial credentials").
+    pub fn kinit(&self, principal: &str, password: &str, ccache: &Path) -> Result<(), String> {
+        use std::io::Write;
+        use std::process::Stdio;
+        let mut child = Command::new("kinit")
+            .arg("-c")
+            .arg(format!("FILE:{}", ccache.display()))
+            .arg(principal)
+            .env("KRB5_CONFIG", self.krb5_conf())
+            .env_remove("KRB5CCNAME")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| {
+                format!("cannot run kinit (krb5-user, scripts/setup-test-deps.sh): {e}")
+            })?;
+        // kinit reads one line; it may exit before reading (unknown principal).
+        let _ = child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(format!("{password}\n").as_bytes());
+        let out = child.wait_with_output().map_err(|e| e.to_string())?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "kinit {principal} failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ))
+        }
     }
 
     /// The RID of `dn` (the last part of its objectSid), read on DC1.

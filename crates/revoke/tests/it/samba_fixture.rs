@@ -347,3 +347,79 @@ async fn ad_estate_writes_directory_and_winrm_settings() {
     assert!(!config.contains_key("servers"), "{config}");
     assert!(config.contains_key("winrm") && config.contains_key("directory"));
 }
+
+/// The Kerberos pieces `up` makes (docs/samba-ad.md "Kerberos"): the
+/// operator gets AES tickets for the lab's SPNs, lab.keytab decrypts them
+/// and wrong.keytab, same names and kvnos, does not; a wrong password is
+/// refused; the keytabs are root's alone; the lab names resolve to loopback.
+#[test]
+fn operator_gets_aes_tickets_that_only_lab_keytab_decrypts() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::process::Command;
+
+    let d = domain();
+    let tmp = tempfile::tempdir().unwrap();
+    let ccache = tmp.path().join("cc");
+    let principal = format!("{}@{}", d.operator_sam(), d.realm());
+    let wrong = d
+        .kinit(&principal, "not-the-password", &ccache)
+        .unwrap_err();
+    assert!(wrong.contains("Password incorrect"), "{wrong}");
+    d.kinit(&principal, d.operator_password(), &ccache)
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    let run = |program: &str, args: &[&str]| {
+        let out = Command::new(program)
+            .args(args)
+            .env("KRB5_CONFIG", d.krb5_conf())
+            .env("KRB5CCNAME", format!("FILE:{}", ccache.display()))
+            .output()
+            .unwrap_or_else(|e| panic!("{program}: {e}"));
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.success(), text)
+    };
+    let (lab, wrong) = (d.lab_keytab(), d.wrong_keytab());
+    for keytab in [&lab, &wrong] {
+        let mode = std::fs::metadata(keytab).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{}", keytab.display());
+    }
+    // Same principals, kvnos and enctypes in both keytabs: a refusal with
+    // wrong.keytab is about the key alone.
+    let entries = |keytab: &std::path::Path| {
+        let (ok, text) = run("klist", &["-ke", keytab.to_str().unwrap()]);
+        assert!(ok, "{text}");
+        text.lines().skip(3).map(str::to_string).collect::<Vec<_>>()
+    };
+    let lab_entries = entries(&lab);
+    assert_eq!(lab_entries, entries(&wrong));
+    assert_eq!(lab_entries.len(), 2 * usize::from(d.kerberos_hosts()));
+
+    for n in [1, d.kerberos_hosts()] {
+        let spn = d.http_principal(n);
+        let host = d.kerberos_host(n);
+        let resolved: Vec<_> = std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), 5985))
+            .unwrap_or_else(|e| panic!("{host}: {e}"))
+            .collect();
+        assert!(
+            resolved.iter().all(|a| a.ip().is_loopback()),
+            "{host}: {resolved:?}"
+        );
+
+        let (ok, text) = run("kvno", &["-k", lab.to_str().unwrap(), &spn]);
+        assert!(ok && text.contains("keytab entry valid"), "{text}");
+        let (ok, text) = run("kvno", &["-k", wrong.to_str().unwrap(), &spn]);
+        assert!(!ok && text.contains("keytab entry invalid"), "{text}");
+
+        let (_, tickets) = run("klist", &["-e"]);
+        let line = tickets
+            .lines()
+            .skip_while(|l| !l.contains(&spn))
+            .nth(1)
+            .unwrap_or_else(|| panic!("no ticket for {spn}: {tickets}"));
+        assert!(
+            line.contains("Etype (skey, tkt): aes256-cts-hmac-sha1-96, aes256-cts-hmac-sha1-96"),
+            "{spn}: {line}"
+        );
+    }
+}
