@@ -335,6 +335,13 @@ fn connected_rows(settings: &DirectorySettings, target: &str) -> Vec<CheckResult
         Security::StartTls => {
             CheckResult::ok(Check::DcTls, target, trusted_by(settings, "StartTLS"))
         }
+        Security::Plain if crate::directory::connection::sasl::is_kerberos(settings) => {
+            CheckResult::ok(
+                Check::DcTls,
+                target,
+                "no TLS: Kerberos (SASL GSSAPI) seals every LDAP message; no password crosses",
+            )
+        }
         // Allowed by the operator's own setting, so not a problem here; said.
         Security::Plain => CheckResult::ok(
             Check::DcTls,

@@ -45,6 +45,26 @@ pub struct JobState {
     pub old_workers_exited_at: Option<SystemTime>,
     /// Old workers still running at the drain deadline, in words.
     pub draining: Vec<String>,
+    /// Actions of a mutating command that was sent and not yet reported:
+    /// if the job's time runs out, each is reported `unknown` (it may have run).
+    pub unreported: Vec<ActionOutcome>,
+}
+
+impl JobState {
+    /// The actions still unreported when the job's time ran out, as
+    /// `unknown`: their command was sent and may have run.
+    pub fn take_unreported(&mut self, timeout: Duration) -> Vec<ActionOutcome> {
+        let mut actions = std::mem::take(&mut self.unreported);
+        for action in &mut actions {
+            action.status = ActionStatus::Unknown;
+            action.message = Some(format!(
+                "sent, then no answer within {} s (--timeout): it may have run (it is not \
+                 sent again: check the server)",
+                timeout.as_secs()
+            ));
+        }
+        actions
+    }
 }
 
 pub type SharedState = Arc<Mutex<JobState>>;
@@ -101,6 +121,7 @@ impl ServerJob<'_> {
     fn action(&self, action: ActionOutcome) {
         {
             let mut state = self.state.lock().expect("job state");
+            state.unreported.retain(|a| a.pool != action.pool);
             match action.status {
                 ActionStatus::Recycled | ActionStatus::Reset => state.succeeded += 1,
                 ActionStatus::Failed | ActionStatus::Unknown => state.failed += 1,
@@ -237,7 +258,21 @@ impl ServerJob<'_> {
                 old_pids: before.iter().map(|w| w.pid).collect(),
             })
             .map_err(|e| JobError::Command(format!("nothing was sent: {e}")))?;
-        self.state.lock().expect("job state").mutated = true;
+        {
+            let mut state = self.state.lock().expect("job state");
+            state.mutated = true;
+            state.unreported = to_recycle
+                .iter()
+                .map(|pool| {
+                    outcome(
+                        pool,
+                        ActionStatus::Unknown,
+                        iis::pids_of(before, pool.as_str()),
+                        None,
+                    )
+                })
+                .collect();
+        }
         let command = batch.command();
         let mut reported = 0;
         // Each pool is reported as soon as its result is in, so a later
@@ -400,7 +435,11 @@ impl ServerJob<'_> {
                 old_pids: old_pids.clone(),
             })
             .map_err(|e| JobError::Command(format!("nothing was sent: {e}")))?;
-        self.state.lock().expect("job state").mutated = true;
+        {
+            let mut state = self.state.lock().expect("job state");
+            state.mutated = true;
+            state.unreported = vec![outcome(ActionStatus::Unknown, Vec::new(), None)];
+        }
         let out = match shell
             .run_mutating(
                 "iisreset /noforce",

@@ -182,10 +182,23 @@ async fn run_server(
 
     let (status, error) = match tokio::time::timeout(plan.timeout, attempt_loop).await {
         Ok(result) => result,
-        Err(_) => (
-            ServerStatus::Timeout,
-            Some(format!("no answer within {} s", plan.timeout.as_secs())),
-        ),
+        Err(_) => {
+            // A command that changes the server may be out there unanswered.
+            let unreported = state
+                .lock()
+                .expect("job state")
+                .take_unreported(plan.timeout);
+            for action in unreported {
+                events.emit(Event::ActionFinished {
+                    server: target.label.clone(),
+                    action,
+                });
+            }
+            (
+                ServerStatus::Timeout,
+                Some(format!("no answer within {} s", plan.timeout.as_secs())),
+            )
+        }
     };
     let ((computer, auth), mutated, exited_at, draining) = {
         let state = state.lock().expect("job state");

@@ -224,21 +224,18 @@ impl Credential {
         let name = ImportedName::new(lib, principal, ffi::NT_KRB5_PRINCIPAL)?;
         let secret = Zeroizing::new(password.as_bytes().to_vec());
         let mut buffer = Buffer::borrowed(&secret);
-        let mut mech = ffi::oid(ffi::MECH_KRB5);
-        let mut mechs = ffi::OidSet {
-            count: 1,
-            elements: &mut mech,
-        };
         let mut minor = 0;
         let mut cred: ffi::Cred = ptr::null_mut();
-        // SAFETY: valid name, password buffer and mechanism set for the call.
+        // SAFETY: valid name and password buffer; every mechanism (null set).
         let major = unsafe {
             acquire(
                 &mut minor,
                 name.0,
                 &mut buffer,
                 0,
-                &mut mechs,
+                // Every mechanism the library has: Kerberos itself (LDAP)
+                // and SPNEGO around it (HTTP Negotiate).
+                ptr::null_mut(),
                 ffi::C_INITIATE,
                 &mut cred,
                 ptr::null_mut(),

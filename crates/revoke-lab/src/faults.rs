@@ -52,6 +52,9 @@ pub enum Fault {
     Unsealed200,
     /// The answer to the first Signal is sealed with a broken signature.
     BadSignature,
+    /// The first command that changes something is run, then never answered
+    /// (the client's per-server timeout ends the wait).
+    SilentAfterCommand,
     /// Kerberos: accepts the ticket but leaves the AP-REP out of its 200,
     /// as a server that does not hold the service's key would have to.
     #[serde(rename = "withhold-ap-rep")]
@@ -72,6 +75,7 @@ pub struct ServerFaults {
     pub unsealed_200: bool,
     pub bad_signature: bool,
     pub withhold_ap_rep: bool,
+    pub silent_after_command: bool,
     failing_pools: Vec<String>,
     absent_pools: Vec<String>,
     stopped_pools: Vec<String>,
@@ -96,6 +100,7 @@ impl ServerFaults {
                 Fault::Unsealed200 => f.unsealed_200 = true,
                 Fault::BadSignature => f.bad_signature = true,
                 Fault::WithholdApRep => f.withhold_ap_rep = true,
+                Fault::SilentAfterCommand => f.silent_after_command = true,
             }
         }
         f

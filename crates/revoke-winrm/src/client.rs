@@ -642,8 +642,7 @@ impl WinrmClient {
         Ok(conn)
     }
 
-    /// Kerberos inside HTTP Negotiate (SPNEGO), as Windows and pywinrm do
-    /// it: the AP-REQ with an empty body, then the server's AP-REP in the
+    /// Kerberos inside HTTP Negotiate: the AP-REQ with an empty body, then the server's AP-REP in the
     /// 200's `WWW-Authenticate`, which proves the server holds the key of
     /// `HTTP/<host>` (mutual authentication). Over HTTP the context then
     /// seals every message; over HTTPS the ticket is bound to the
@@ -671,7 +670,11 @@ impl WinrmClient {
             revoke_gss::Initiator::new(
                 "HTTP",
                 &host,
-                revoke_gss::Mechanism::Spnego,
+                // Raw Kerberos tokens in `Negotiate`, as requests-kerberos
+                // sends them and Windows' Negotiate accepts: a credential got
+                // with a password is Kerberos-only, and SPNEGO would add
+                // nothing here (there is no other mechanism to choose).
+                revoke_gss::Mechanism::Kerberos,
                 credential,
                 bindings,
             )

@@ -7,7 +7,8 @@
 //! socket pair. On plain LDAP every byte is sealed with the Kerberos
 //! context (the SASL confidentiality layer), so AD and Samba accept
 //! `unicodePwd` writes with no DC certificate; inside LDAPS/StartTLS the
-//! bytes pass unchanged (AD refuses a SASL layer on top of TLS).
+//! bytes pass unchanged (AD refuses a SASL layer on top of TLS; Samba, by
+//! default, refuses SASL binds inside TLS altogether).
 
 use std::net::IpAddr;
 #[cfg(unix)]
@@ -99,19 +100,24 @@ pub async fn open(
         let principal = principal_for(&settings.bind_user, realm.as_deref())?;
         Some(password_credential(principal, password.clone(), &url, settings).await?)
     };
-    let tls = settings.security != Security::Plain;
-    let stream = tokio::time::timeout(settings.operation_timeout, async {
-        let stream = connect(settings, host, &url).await?;
-        let (stream, context, max_out) =
-            bind(stream, host, credential, tls, &url, settings).await?;
-        Ok::<_, DirectoryError>((stream, context, max_out))
-    })
-    .await
-    .map_err(|_| DirectoryError::Unreachable {
-        url: url.clone(),
-        reason: "no answer within the operation timeout (connecting and the Kerberos bind)".into(),
-    })??;
-    let (stream, context, max_out) = stream;
+    // Inside TLS no SASL layer (AD refuses one there); on plain LDAP only
+    // confidentiality will do.
+    let layer = if settings.security == Security::Plain {
+        LAYER_CONFIDENTIALITY
+    } else {
+        LAYER_NONE
+    };
+    let (stream, context, max_out, sealed) =
+        tokio::time::timeout(settings.operation_timeout, async {
+            let stream = connect(settings, host, &url).await?;
+            bind(stream, host, credential, layer, &url, settings).await
+        })
+        .await
+        .map_err(|_| DirectoryError::Unreachable {
+            url: url.clone(),
+            reason: "no answer within the operation timeout (connecting and the Kerberos bind)"
+                .into(),
+        })??;
     let principal = context
         .initiator_name()
         .map_err(|e| refused(&url, settings, e.to_string()))?;
@@ -124,8 +130,8 @@ pub async fn open(
         tokio::net::UnixStream::from_std(ours).map_err(|e| unreachable(&url, e.to_string()))?;
     let relay_host = host.to_string();
     tokio::spawn(async move {
-        let result = if tls {
-            // Layer 1 inside TLS: the bytes pass as they are.
+        let result = if !sealed {
+            // No layer (inside TLS): the bytes pass as they are.
             let mut stream = stream;
             let mut ours = ours;
             tokio::io::copy_bidirectional(&mut stream, &mut ours)
@@ -269,10 +275,10 @@ async fn bind(
     mut stream: Box<dyn Io>,
     host: &str,
     credential: Option<Arc<revoke_gss::Credential>>,
-    tls: bool,
+    layer: u8,
     url: &str,
     settings: &DirectorySettings,
-) -> Result<(Box<dyn Io>, revoke_gss::Context, usize), DirectoryError> {
+) -> Result<(Box<dyn Io>, revoke_gss::Context, usize, bool), DirectoryError> {
     let kerberos = |e: revoke_gss::GssError| refused(url, settings, e.to_string());
     let host_owned = host.to_string();
     // Getting a service ticket talks to the KDC: off the async threads.
@@ -300,7 +306,7 @@ async fn bind(
                 ));
             }
             let context = initiator.finish().map_err(kerberos)?;
-            return negotiate(stream, context, reply, tls, url, settings, message_id).await;
+            return negotiate(stream, context, reply, layer, url, settings, message_id).await;
         }
         if rc != 14 {
             return Err(unreachable(
@@ -352,11 +358,11 @@ async fn negotiate(
     mut stream: Box<dyn Io>,
     mut context: revoke_gss::Context,
     offer: Vec<u8>,
-    tls: bool,
+    wanted: u8,
     url: &str,
     settings: &DirectorySettings,
     mut message_id: u32,
-) -> Result<(Box<dyn Io>, revoke_gss::Context, usize), DirectoryError> {
+) -> Result<(Box<dyn Io>, revoke_gss::Context, usize, bool), DirectoryError> {
     let kerberos = |e: revoke_gss::GssError| refused(url, settings, e.to_string());
     let offer = context.open_signed(&offer).map_err(kerberos)?;
     if offer.len() != 4 {
@@ -370,14 +376,9 @@ async fn negotiate(
     }
     let layers = offer[0];
     let server_max = u32::from_be_bytes([0, offer[1], offer[2], offer[3]]) as usize;
-    let wanted = if tls {
-        LAYER_NONE
-    } else {
-        LAYER_CONFIDENTIALITY
-    };
     if layers & wanted == 0 {
-        let why = if tls {
-            "the DC offers no SASL bind without a security layer inside TLS".to_string()
+        let why = if wanted == LAYER_NONE {
+            format!("the DC offers no SASL bind without a security layer (offered 0x{layers:02x})")
         } else {
             format!(
                 "the DC does not offer the SASL confidentiality layer (offered 0x{layers:02x}): \
@@ -409,10 +410,10 @@ async fn negotiate(
             "the DC did not complete the SASL bind after the security-layer choice".into(),
         ));
     }
-    Ok((stream, context, server_max))
+    Ok((stream, context, server_max, wanted == LAYER_CONFIDENTIALITY))
 }
 
-/// After the bind on plain LDAP: ldap3's bytes sealed to the DC as SASL
+/// After the bind with the confidentiality layer (plain LDAP): ldap3's bytes sealed to the DC as SASL
 /// buffers (4-byte big-endian length, then a wrap token), the DC's buffers
 /// opened back to ldap3. Whichever side ends first ends both.
 #[cfg(unix)]

@@ -35,6 +35,8 @@ pub(super) enum Twist {
     Reply401,
     /// Act on the request, then break the signature of the sealed answer.
     BadSignature,
+    /// Act on the request, then never answer.
+    Silence,
 }
 
 /// The hostile faults of one server, and which were given already.
@@ -43,6 +45,7 @@ pub(super) struct Hostile {
     unsealed_200: Option<AtomicBool>,
     reply_401: Option<AtomicBool>,
     bad_signature: Option<AtomicBool>,
+    silent: Option<AtomicBool>,
 }
 
 /// `Some(flag)` for a fault the server has; the flag says it was given.
@@ -63,6 +66,7 @@ impl Hostile {
             unsealed_200: armed(faults.unsealed_200),
             reply_401: armed(faults.reply_401_after_command),
             bad_signature: armed(faults.bad_signature),
+            silent: armed(faults.silent_after_command),
         }
     }
 
@@ -77,6 +81,9 @@ impl Hostile {
             ACTION_SIGNAL if sealed && first(&self.bad_signature) => Twist::BadSignature,
             ACTION_COMMAND if changes_something(&request.body) && first(&self.reply_401) => {
                 Twist::Reply401
+            }
+            ACTION_COMMAND if changes_something(&request.body) && first(&self.silent) => {
+                Twist::Silence
             }
             _ => Twist::None,
         }

@@ -144,6 +144,34 @@ async fn a_401_after_a_recycle_is_never_resent_and_reported_unknown() {
     assert_nothing_mutating_twice(&lab);
 }
 
+/// The recycle line reaches the server and no answer ever comes: when the
+/// server's `--timeout` ends the wait, its pools are `unknown` (they may
+/// have been recycled), not silently left out, and nothing is sent again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_timeout_after_a_recycle_was_sent_reports_its_pools_unknown() {
+    let config = LabConfig {
+        faults: vec![fault("EX03", Fault::SilentAfterCommand)],
+        ..fast_lab(4)
+    };
+    let lab = TestLab::start(config).await;
+    let run = lab
+        .flush(&["--output", "json", "--timeout", "6"])
+        .run()
+        .await;
+    run.assert_code(2);
+    let report = run.json();
+    lab.assert_others_recycled(&report, &["EX03"]);
+    let ex03 = lab.report_of(&report, lab.server("EX03"));
+    assert_eq!(ex03["status"], "timeout", "{ex03:#}");
+    for pool in EXCHANGE_POOLS {
+        let a = action(ex03, pool);
+        assert_eq!(a["status"], "unknown", "{a:#}");
+        let message = a["message"].as_str().unwrap_or_default();
+        assert!(message.contains("may have run"), "{message}");
+    }
+    assert_nothing_mutating_twice(&lab);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_401_after_iisreset_is_never_resent_and_reported_unknown() {
     let (lab, run, report) = hostile_flush(

@@ -162,6 +162,37 @@ async fn kerberos_over_https_validates_the_certificate_by_the_servers_name() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn without_a_ticket_the_password_gets_one_and_ntlm_is_still_not_needed() {
+    let d = domain();
+    let lab = KerberosLab::start(d, 1, &d.lab_keytab(), &["--refuse-ntlm"]).await;
+    let empty = lab.dir.path().join("empty.ccache");
+    // An AS exchange with the operator's password (kept in memory), then
+    // the ticket for HTTP/ex01: the server refuses NTLM, so only that works.
+    let run = lab
+        .flush(&d.krb5_conf(), &empty, &[])
+        .env("REVOKE_WINRM_PASSWORD", d.operator_password())
+        .run()
+        .await;
+    run.assert_code(0);
+    let report = run.json();
+    assert_eq!(servers_of(&report)[0]["auth"], "kerberos", "{report:#}");
+    assert!(
+        !empty.exists(),
+        "the ticket must stay in memory, not in a cache file"
+    );
+    // A wrong password is the KDC's refusal, in words.
+    let wrong = lab
+        .flush(&d.krb5_conf(), &empty, &[])
+        .env("REVOKE_WINRM_PASSWORD", "not-the-password")
+        .run()
+        .await;
+    wrong.assert_code(2);
+    let report = wrong.json();
+    let error = servers_of(&report)[0]["error"].as_str().unwrap_or_default();
+    assert!(error.contains("refused the password"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn no_ticket_and_no_password_names_the_missing_credential() {
     let d = domain();
     let lab = KerberosLab::start(d, 1, &d.lab_keytab(), &["--refuse-ntlm"]).await;
