@@ -666,6 +666,10 @@ impl WinrmClient {
             .as_deref()
             .map(|der| revoke_gss::tls_server_end_point(&super::ntlm::certificate_hash(der)));
         let host = self.host.clone();
+        // A few service-ticket requests at a time: with every server's at
+        // once, MIT's ticket cache (written by each) stalls some of them for
+        // a second (docs/performance.md). The semaphore is never closed.
+        let permit = TICKET_REQUESTS.acquire().await.ok();
         let (initiator, token) = blocking(move || {
             revoke_gss::Initiator::new(
                 "HTTP",
@@ -681,6 +685,7 @@ impl WinrmClient {
         })
         .await
         .map_err(Unavailable)?;
+        drop(permit);
 
         let engine = &base64::engine::general_purpose::STANDARD;
         let answer = self
@@ -965,6 +970,10 @@ async fn blocking_step(
 ) -> Result<revoke_gss::Initiator, WinrmError> {
     blocking(move || initiator.step(Some(&token)).map(|_| initiator)).await
 }
+
+/// How many Kerberos contexts may take their first step (where the library
+/// gets and stores the service ticket) at once.
+static TICKET_REQUESTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
 
 /// A failure after a command that changes the server may have been sent.
 fn may_have_run(command: &str, error: WinrmError) -> WinrmError {
