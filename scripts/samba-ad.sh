@@ -193,7 +193,19 @@ dc_options() { # n -> --option arguments shared by provision and join
         "--option=winbindd socket directory=$t/run/winbindd" \
         "--option=ntp signd socket directory=$t/run/ntp_signd" \
         "--option=log file=$t/log/samba.log" \
-        "--option=dsdb:schema update allowed=true"
+        "--option=dsdb:schema update allowed=true" \
+        "--option=$SASL_OVER_TLS"
+}
+
+# Like AD: a SASL (Kerberos) bind inside TLS needs no SASL signing or
+# sealing on top (Samba's default, "yes", refuses such binds altogether);
+# outside TLS, SASL binds still need them and simple binds still need TLS.
+SASL_OVER_TLS="ldap server require strong auth = allow_sasl_over_tls"
+
+# Domains made before that option: it goes into [global] before samba starts.
+ensure_sasl_over_tls() { # smb.conf
+    grep -qi '^[[:space:]]*ldap server require strong auth' "$1" && return 0
+    sed -i "/^\[global\]/a $SASL_OVER_TLS" "$1"
 }
 
 # Samba rewrites its command line ("samba: root process"), so a DC is
@@ -212,6 +224,7 @@ dc_running() { # n -> 0 if our recorded samba for DC n is alive
 
 start_dc() { # n
     local n=$1 t=$DIR/dc$1
+    ensure_sasl_over_tls "$t/etc/smb.conf"
     mkdir -p "$t/run" "$t/log"
     # setsid: its own session, so the DC outlives this script and a Ctrl-C
     # in the caller's terminal does not reach it.

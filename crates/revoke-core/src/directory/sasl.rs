@@ -8,7 +8,8 @@
 //! context (the SASL confidentiality layer), so AD and Samba accept
 //! `unicodePwd` writes with no DC certificate; inside LDAPS/StartTLS the
 //! bytes pass unchanged (AD refuses a SASL layer on top of TLS; Samba, by
-//! default, refuses SASL binds inside TLS altogether).
+//! default, refuses SASL binds inside TLS altogether: it needs `ldap server
+//! require strong auth = allow_sasl_over_tls`).
 
 use std::net::IpAddr;
 #[cfg(unix)]

@@ -199,3 +199,36 @@ async fn kerberos_with_an_ip_address_is_refused_before_anything() {
     assert!(run.stderr.contains("kerberoz"), "{}", run.stderr);
     assert!(run.stderr.contains("simple"), "{}", run.stderr);
 }
+
+/// Over LDAPS the bind is Kerberos inside TLS with no SASL layer on top
+/// (AD refuses one there; the test domain allows such binds like AD,
+/// scripts/samba-ad.sh), and the DC's certificate is checked as usual.
+#[tokio::test]
+async fn disable_over_ldaps_with_a_ticket() {
+    let d = domain();
+    let (dir, ccache) = operator_ticket(d);
+    let config = write_config(dir.path(), d, &format!("ldaps://{}", d.dc_host(1)));
+    let mut table: toml::Table = std::fs::read_to_string(&config).unwrap().parse().unwrap();
+    table["directory"]
+        .as_table_mut()
+        .unwrap()
+        .insert("ca_file".into(), path_str(d.ca_file()).into());
+    std::fs::write(&config, table.to_string()).unwrap();
+    let user = d.new_user("krbtls").await;
+    let run = change(
+        d,
+        "disable",
+        &user.sam,
+        &config,
+        &ccache,
+        &["--output", "json"],
+    )
+    .run()
+    .await;
+    assert_eq!(user_status(&run, &user), "disabled", "{}", run.stderr);
+    assert_eq!(
+        d.user_account_control(1, &user.dn).await & UAC_DISABLED,
+        UAC_DISABLED,
+        "DC1 has the disable"
+    );
+}
