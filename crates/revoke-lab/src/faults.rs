@@ -52,6 +52,8 @@ pub enum Fault {
     Unsealed200,
     /// The answer to the first Signal is sealed with a broken signature.
     BadSignature,
+    /// NTLM: the CHALLENGE never grants sealing (NTLMSSP_NEGOTIATE_SEAL).
+    WithholdSealing,
     /// The first command that changes something is run, then never answered
     /// (the client's per-server timeout ends the wait).
     SilentAfterCommand,
@@ -76,6 +78,7 @@ pub struct ServerFaults {
     pub bad_signature: bool,
     pub withhold_ap_rep: bool,
     pub silent_after_command: bool,
+    pub withhold_sealing: bool,
     failing_pools: Vec<String>,
     absent_pools: Vec<String>,
     stopped_pools: Vec<String>,
@@ -101,6 +104,7 @@ impl ServerFaults {
                 Fault::BadSignature => f.bad_signature = true,
                 Fault::WithholdApRep => f.withhold_ap_rep = true,
                 Fault::SilentAfterCommand => f.silent_after_command = true,
+                Fault::WithholdSealing => f.withhold_sealing = true,
             }
         }
         f

@@ -164,7 +164,11 @@ pub(super) async fn answer(
             match msg_type {
                 1 => {
                     // A new NEGOTIATE restarts authentication on this connection.
-                    let mut ctx = Box::new(ServerContext::new(shared.accounts.identity()));
+                    let mut ctx = ServerContext::new(shared.accounts.identity());
+                    if shared.withhold_sealing {
+                        ctx = ctx.without_sealing();
+                    }
+                    let mut ctx = Box::new(ctx);
                     let reply = ctx.challenge(&token);
                     let mut auth = conn.auth.lock().expect("conn auth poisoned");
                     match reply {

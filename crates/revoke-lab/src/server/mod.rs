@@ -65,6 +65,8 @@ struct Shared {
     ntlm: bool,
     /// The WithholdApRep fault.
     withhold_ap_rep: bool,
+    /// The WithholdSealing fault.
+    withhold_sealing: bool,
 }
 
 /// Which listener a connection came in on.
@@ -148,6 +150,7 @@ impl Runtime {
             kerberos: spec.kerberos,
             ntlm: spec.ntlm,
             withhold_ap_rep: spec.faults.withhold_ap_rep,
+            withhold_sealing: spec.faults.withhold_sealing,
         });
         let never_answer = spec.faults.never_answer;
         self.tasks.push(tokio::spawn(accept_loop(

@@ -54,6 +54,8 @@ pub struct ServerContext {
     identity: ServerIdentity,
     state: Option<Challenged>,
     negotiated_flags: u32,
+    /// Flags never granted, whatever the client asks (a lab fault).
+    withheld: u32,
 }
 
 impl fmt::Debug for ServerContext {
@@ -75,7 +77,16 @@ impl ServerContext {
             identity,
             state: None,
             negotiated_flags: 0,
+            withheld: 0,
         }
+    }
+
+    /// Never grants sealing (NTLMSSP_NEGOTIATE_SEAL), as a server
+    /// configured (or an attacker on the path rewriting the CHALLENGE)
+    /// could: a client that must seal has to refuse to go on.
+    pub fn without_sealing(mut self) -> Self {
+        self.withheld |= NEGOTIATE_SEAL;
+        self
     }
 
     /// The flags sent in the CHALLENGE (zero before [`Self::challenge`]).
@@ -97,7 +108,7 @@ impl ServerContext {
         check_header(negotiate, NEGOTIATE_TYPE, "NEGOTIATE")?;
         let client_flags = u32_at(negotiate, 12, "NEGOTIATE flags")?;
         check_flags(client_flags, "client")?;
-        let flags = SERVER_BASE_FLAGS | (client_flags & SERVER_OPTIONAL_FLAGS);
+        let flags = (SERVER_BASE_FLAGS | (client_flags & SERVER_OPTIONAL_FLAGS)) & !self.withheld;
 
         let id = &self.identity;
         let target_info = encode_av_pairs(&[

@@ -198,6 +198,19 @@ async fn a_401_after_iisreset_is_never_resent_and_reported_unknown() {
     assert_eq!(resets, 1);
 }
 
+/// A CHALLENGE that does not grant sealing: over plain HTTP the client
+/// refuses to go on (it would have to send commands unsealed), and sends
+/// nothing to that server.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_that_does_not_grant_sealing_gets_nothing() {
+    let (lab, run, report) = hostile_flush(Fault::WithholdSealing, &[]).await;
+    run.assert_code(2);
+    lab.assert_others_recycled(&report, &["EX03"]);
+    let entry = lab.report_of(&report, lab.server("EX03"));
+    assert_failed_with(entry, "did not grant");
+    assert_untouched(&lab, "EX03");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unsealed_200_on_a_sealed_session_is_refused() {
     let (lab, run, report) = hostile_flush(Fault::Unsealed200, &[]).await;

@@ -200,21 +200,22 @@ async fn kerberos_with_an_ip_address_is_refused_before_anything() {
     assert!(run.stderr.contains("simple"), "{}", run.stderr);
 }
 
-/// Over LDAPS the bind is Kerberos inside TLS with no SASL layer on top
-/// (AD refuses one there; the test domain allows such binds like AD,
-/// scripts/samba-ad.sh), and the DC's certificate is checked as usual.
-#[tokio::test]
-async fn disable_over_ldaps_with_a_ticket() {
+/// Inside TLS (LDAPS, or StartTLS on 389) the bind is Kerberos with no
+/// SASL layer on top (AD refuses one there; the test domain allows such
+/// binds like AD, scripts/samba-ad.sh), and the DC's certificate is checked
+/// as usual.
+async fn disable_inside_tls(url: String, starttls: bool, prefix: &str) {
     let d = domain();
     let (dir, ccache) = operator_ticket(d);
-    let config = write_config(dir.path(), d, &format!("ldaps://{}", d.dc_host(1)));
+    let config = write_config(dir.path(), d, &url);
     let mut table: toml::Table = std::fs::read_to_string(&config).unwrap().parse().unwrap();
-    table["directory"]
-        .as_table_mut()
-        .unwrap()
-        .insert("ca_file".into(), path_str(d.ca_file()).into());
+    let directory = table["directory"].as_table_mut().unwrap();
+    directory.insert("ca_file".into(), path_str(d.ca_file()).into());
+    if starttls {
+        directory.insert("starttls".into(), true.into());
+    }
     std::fs::write(&config, table.to_string()).unwrap();
-    let user = d.new_user("krbtls").await;
+    let user = d.new_user(prefix).await;
     let run = change(
         d,
         "disable",
@@ -231,4 +232,14 @@ async fn disable_over_ldaps_with_a_ticket() {
         UAC_DISABLED,
         "DC1 has the disable"
     );
+}
+
+#[tokio::test]
+async fn disable_over_ldaps_with_a_ticket() {
+    disable_inside_tls(format!("ldaps://{}", domain().dc_host(1)), false, "krbtls").await;
+}
+
+#[tokio::test]
+async fn disable_over_starttls_with_a_ticket() {
+    disable_inside_tls(format!("ldap://{}", domain().dc_host(1)), true, "krbstls").await;
 }
