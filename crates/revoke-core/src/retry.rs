@@ -82,7 +82,12 @@ pub async fn prepare(plan: RetryPlan, secrets: Secrets) -> Result<PreparedRetry,
         .clone()
         .map(|settings| F5Client::new(settings, secrets.f5.clone()))
         .transpose()?;
-    let (Some(change), Some(directory)) = (plan.change, plan.directory.as_ref()) else {
+    // No account to re-read (a flush, or nothing changed): nothing to open.
+    let directory = plan
+        .directory
+        .as_ref()
+        .filter(|_| !plan.accounts.is_empty());
+    let (Some(change), Some(directory)) = (plan.change, directory) else {
         return Ok(PreparedRetry {
             plan,
             secrets,
@@ -91,15 +96,6 @@ pub async fn prepare(plan: RetryPlan, secrets: Secrets) -> Result<PreparedRetry,
             f5,
         });
     };
-    if plan.accounts.is_empty() {
-        return Ok(PreparedRetry {
-            plan,
-            secrets,
-            conn: None,
-            written: Vec::new(),
-            f5,
-        });
-    }
     let mut conn = Connection::open(directory, &secrets.operator).await?;
     let mut written = Vec::new();
     let mut refusals = Vec::new();

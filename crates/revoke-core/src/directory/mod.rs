@@ -75,6 +75,17 @@ pub enum DirectoryError {
 }
 
 impl DirectoryError {
+    /// The input names no single account (none, several, or it cannot
+    /// name one): that input is refused, the others of the run go on.
+    pub fn names_no_single_account(&self) -> bool {
+        matches!(
+            self,
+            DirectoryError::NoSuchUser { .. }
+                | DirectoryError::Ambiguous { .. }
+                | DirectoryError::BadIdentity(_)
+        )
+    }
+
     /// Connecting (TCP, TLS, StartTLS) or binding failed: an untrusted
     /// certificate is told apart from a DC that cannot be reached.
     pub(crate) fn connecting(url: &str, error: &ldap3::LdapError) -> Self {

@@ -187,11 +187,7 @@ async fn resolve_accounts(
     for input in &plan.users {
         match forest::locate(&forest, &mut gc, input).await {
             Ok(at) => located.push((input.clone(), at)),
-            Err(
-                error @ (DirectoryError::NoSuchUser { .. }
-                | DirectoryError::Ambiguous { .. }
-                | DirectoryError::BadIdentity(_)),
-            ) => unresolved.push(error.to_string()),
+            Err(error) if error.names_no_single_account() => unresolved.push(error.to_string()),
             Err(error) => return Err(error.into()),
         }
     }
@@ -253,11 +249,7 @@ fn keep(
                 accounts.push((input.to_string(), account));
             }
         }
-        Err(
-            error @ (DirectoryError::NoSuchUser { .. }
-            | DirectoryError::Ambiguous { .. }
-            | DirectoryError::BadIdentity(_)),
-        ) => unresolved.push(error.to_string()),
+        Err(error) if error.names_no_single_account() => unresolved.push(error.to_string()),
         Err(error) => return Err(error.into()),
     }
     Ok(())

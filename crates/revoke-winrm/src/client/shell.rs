@@ -109,15 +109,7 @@ impl Shell<'_> {
                 stderr.extend(received.stderr);
                 if stdout.len() + stderr.len() > MAX_COMMAND_OUTPUT {
                     // Ask the server to end it; the answer changes nothing.
-                    let _ = client
-                        .call(
-                            soap::ACTION_SIGNAL,
-                            Some(&self.id),
-                            &soap::signal_body(&command_id),
-                            &[],
-                            None,
-                        )
-                        .await;
+                    self.signal(&command_id).await;
                     return Err(failed(WinrmError::OutputTooLarge {
                         limit: MAX_COMMAND_OUTPUT,
                     }));
@@ -152,18 +144,24 @@ impl Shell<'_> {
     async fn release_previous(&self) {
         let previous = self.unsignalled.lock().expect("unsignalled command").take();
         if let Some(command_id) = previous {
-            // The result is in hand either way; a failure here changes nothing.
-            let _ = self
-                .client
-                .call(
-                    soap::ACTION_SIGNAL,
-                    Some(&self.id),
-                    &soap::signal_body(&command_id),
-                    &[],
-                    None,
-                )
-                .await;
+            // The result is in hand either way.
+            self.signal(&command_id).await;
         }
+    }
+
+    /// Signal(terminate) for a command; a failure changes nothing for the
+    /// caller, so it is not returned.
+    async fn signal(&self, command_id: &str) {
+        let _ = self
+            .client
+            .call(
+                soap::ACTION_SIGNAL,
+                Some(&self.id),
+                &soap::signal_body(command_id),
+                &[],
+                None,
+            )
+            .await;
     }
 
     /// Delete the shell (and with it the last command, see `release_previous`).
